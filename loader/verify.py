@@ -1,0 +1,194 @@
+"""Read a load back with BatchGetItem (100 keys a call) and report what is missing or different.
+
+Keys go through the same batcher as writes, so the checks of one key happen in
+input order; a later record of a key supersedes the verdict on an earlier one,
+which is last-write-wins applied to the source without holding it in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from loader.backoff import Clock, SystemClock
+from loader.client import RequestRejected, TransientError
+from loader.codec import AttributeValue, Item, KeySchema, Write
+from loader.config import LoadConfig
+from loader.pipeline import Job, connect
+
+MAX_GET_KEYS = 100
+MAX_PROBLEMS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What a read-back found. `problems` lists each bad record (source, line, key, problem)."""
+
+    records_read: int
+    checked: int
+    missing: int
+    different: int
+    rejected: int
+    consumed_rcu: float
+    requests: int
+    elapsed_s: float
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.missing or self.different or self.rejected else 0
+
+
+async def verify(
+    config: LoadConfig,
+    *,
+    compare: bool = False,
+    client: Any = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> VerifyReport:
+    """Check that every record of `config.sources` is in its table (whole items with `compare`).
+
+    Raises:
+        ConfigError: bad configuration, found before anything is read.
+    """
+    clock = clock or SystemClock()
+    async with connect(config, client) as (dynamo, sources, schemas):
+        checkers: list[_Checker] = []
+
+        def make(job: Job) -> _Checker:
+            checkers.append(_Checker(job, schemas, compare))
+            return checkers[0]
+
+        job = Job(
+            config,
+            dynamo,
+            schemas,
+            sources,
+            clock,
+            rng or random.Random(),
+            None,
+            batch_ops=MAX_GET_KEYS,
+            worker=make,
+        )
+        report = await job.run()
+        checker = checkers[0]
+        problems = sorted(checker.problems.values(), key=lambda p: p["seq"])
+        for problem in problems:
+            del problem["seq"]
+        return VerifyReport(
+            records_read=report.records_read,
+            checked=checker.checked,
+            missing=sum(1 for p in problems if p["problem"] == "missing"),
+            different=sum(1 for p in problems if p["problem"] != "missing"),
+            rejected=report.rejected,
+            consumed_rcu=round(checker.rcu, 3),
+            requests=checker.requests,
+            elapsed_s=report.elapsed_s,
+            problems=problems[:MAX_PROBLEMS_KEPT],
+        )
+
+
+class _Checker:
+    def __init__(self, job: Job, schemas: dict[str, KeySchema], compare: bool) -> None:
+        self._job = job
+        self._schemas = schemas
+        self._compare = compare
+        self.problems: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.checked = 0
+        self.rcu = 0.0
+        self.requests = 0
+
+    async def run(self, queue: asyncio.Queue[list[Write] | None]) -> None:
+        while (batch := await queue.get()) is not None:
+            found = await self._fetch(batch)
+            for write in batch:
+                self._judge(write, found.get(write.key))
+            self.checked += len(batch)
+            self._job.ledger.written(batch)
+
+    async def _fetch(self, batch: list[Write]) -> dict[tuple[str, ...], Item]:
+        request: dict[str, Any] = {}
+        for write in batch:
+            schema = self._schemas[write.table]
+            entry = request.get(write.table)
+            if entry is None:
+                entry = request[write.table] = {"Keys": [], "ConsistentRead": True}
+                if not self._compare:
+                    names = {f"#k{i}": name for i, name in enumerate(schema.names)}
+                    entry["ProjectionExpression"] = ", ".join(names)
+                    entry["ExpressionAttributeNames"] = names
+            body = (
+                write.request.get("PutRequest", {}).get("Item")
+                or write.request["DeleteRequest"]["Key"]
+            )
+            entry["Keys"].append(schema.project(body))
+        found: dict[tuple[str, ...], Item] = {}
+        attempt = 0
+        while request:
+            if attempt:
+                if attempt > self._job.config.max_retries:
+                    raise TransientError(
+                        "BatchGetItem kept returning UnprocessedKeys", throttled=True
+                    )
+                await self._job.clock.sleep(self._job.backoff.delay(attempt))
+            attempt += 1
+            self.requests += 1
+            try:
+                response = await self._job.client.batch_get_item(request)
+            except TransientError:
+                continue
+            except RequestRejected:
+                raise
+            for table, items in response.get("Responses", {}).items():
+                for item in items:
+                    found[self._schemas[table].key_of(item)] = item
+            self.rcu += sum(
+                c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ()
+            )
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def _judge(self, write: Write, stored: Item | None) -> None:
+        problem: str | None = None
+        if write.delete:
+            problem = None if stored is None else "not deleted"
+        elif stored is None:
+            problem = "missing"
+        elif self._compare and not same_item(write.request["PutRequest"]["Item"], stored):
+            problem = "different"
+        if problem is None:
+            self.problems.pop(write.key, None)
+        else:
+            self.problems[write.key] = {
+                "seq": write.seq,
+                "source": write.source,
+                "line": write.line,
+                "key": list(write.key[1:]),
+                "problem": problem,
+            }
+
+
+def _canonical(value: AttributeValue) -> Any:
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return ("N", Decimal(inner).normalize())
+    if kind == "NS":
+        return ("NS", frozenset(Decimal(n).normalize() for n in inner))
+    if kind in ("SS", "BS"):
+        return (kind, frozenset(inner))
+    if kind == "L":
+        return ("L", tuple(_canonical(v) for v in inner))
+    if kind == "M":
+        return ("M", {k: _canonical(v) for k, v in inner.items()})
+    return (kind, inner)
+
+
+def same_item(expected: Item, stored: Item) -> bool:
+    """Equal as DynamoDB sees it: numbers by value, sets unordered."""
+    if expected.keys() != stored.keys():
+        return False
+    return all(_canonical(expected[k]) == _canonical(stored[k]) for k in expected)

@@ -1,0 +1,111 @@
+"""Shared fixtures: one DynamoDB Local for the session, a fresh table per test,
+and dummy credentials (DynamoDB Local and moto accept any)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from loader.local import DynamoDBLocal, find_jar
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="test",
+    AWS_SECRET_ACCESS_KEY="test",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def ddb_local() -> Iterator[DynamoDBLocal]:
+    jar = find_jar()
+    if jar is None:
+        pytest.fail("DynamoDB Local is not installed: run `make ddb-local` (make test does).")
+    with DynamoDBLocal(jar) as server:
+        yield server
+
+
+def sync_client(url: str) -> Any:
+    """A plain boto3 client for set-up and read-back, independent of the loader's code."""
+    return boto3.client(
+        "dynamodb", endpoint_url=url, config=Config(retries={"total_max_attempts": 5})
+    )
+
+
+TableFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_table(ddb_local: DynamoDBLocal) -> TableFactory:
+    """Create a fresh on-demand table; by default the tutorial's PK/SK strings with GSI1."""
+
+    def create(
+        keys: tuple[tuple[str, str], ...] = (("PK", "S"), ("SK", "S")),
+        gsi: bool = True,
+        url: str | None = None,
+    ) -> str:
+        name = f"t{next(_names)}-{os.getpid()}"
+        schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
+        if len(keys) > 1:
+            schema.append({"AttributeName": keys[1][0], "KeyType": "RANGE"})
+        attributes = [{"AttributeName": n, "AttributeType": t} for n, t in keys]
+        extra: dict[str, Any] = {}
+        if gsi:
+            attributes += [{"AttributeName": n, "AttributeType": "S"} for n in ("GSI1PK", "GSI1SK")]
+            extra["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": "GSI1",
+                    "KeySchema": [
+                        {"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                        {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ]
+        sync_client(url or ddb_local.url).create_table(
+            TableName=name,
+            KeySchema=schema,
+            AttributeDefinitions=attributes,
+            BillingMode="PAY_PER_REQUEST",
+            **extra,
+        )
+        return name
+
+    return create
+
+
+def scan_table(url: str, table: str) -> list[dict[str, Any]]:
+    """Every item of `table`, in DynamoDB JSON, read with boto3 directly."""
+    client = sync_client(url)
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items.extend(page["Items"])
+    return items
+
+
+def run_cli(
+    *args: str, check_status: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m loader ARGS` as a user would, and return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    if check_status is not None:
+        assert result.returncode == check_status, result.stderr[-3000:]
+    return result

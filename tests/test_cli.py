@@ -1,0 +1,70 @@
+"""Bad configuration: one sentence on stderr, exit status 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"PK": "a", "SK": "b"}\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "0"], "--workers must be 1 or more."),
+        (["--resume"], "--resume needs --checkpoint FILE"),
+        (["--csv-type", "price"], "--csv-type 'price': expected NAME=VALUE."),
+        (["--csv-type", "price=FLOAT"], "the type must be one of S, N, BOOL, JSON"),
+        (["--max-wcu", "-5"], "--max-wcu must be a positive number"),
+        (["--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_an_invalid_flag_is_one_sentence_and_exit_2(
+    source: Path, flags: list[str], message: str
+) -> None:
+    result = run_cli(
+        "load", str(source), "--table", "t", "--endpoint-url", "http://127.0.0.1:9", *flags
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_source_file_is_a_configuration_error(tmp_path: Path) -> None:
+    result = run_cli("load", str(tmp_path / "nope.jsonl"), "--table", "t")
+    assert result.returncode == 2
+    assert f"Cannot read {tmp_path / 'nope.jsonl'}: no such file or folder." in result.stderr
+
+
+def test_no_credentials_is_a_configuration_error(source: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",  # never ask the instance-metadata address
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    result = run_cli(
+        "load", str(source), "--table", "t", "--endpoint-url", "http://127.0.0.1:9", env=env
+    )
+    assert result.returncode == 2
+    assert "No AWS credentials found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_source_format_asks_for_format(tmp_path: Path) -> None:
+    odd = tmp_path / "data.xml"
+    odd.write_text("<a/>")
+    result = run_cli("load", str(odd), "--table", "t")
+    assert result.returncode == 2
+    assert "Cannot tell the format of" in result.stderr
+    assert "--format" in result.stderr

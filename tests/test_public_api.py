@@ -1,0 +1,18 @@
+import loader
+
+
+def test_the_public_api_is_exactly_these_names() -> None:
+    assert sorted(loader.__all__) == [
+        "Aborted",
+        "ConfigError",
+        "LoadConfig",
+        "LoadReport",
+        "LoaderError",
+        "RetriesExhausted",
+        "SourceError",
+        "VerifyReport",
+        "load",
+        "verify",
+    ]
+    for name in loader.__all__:
+        assert getattr(loader, name) is not None
