@@ -11,8 +11,9 @@ It also keeps two operations on one key out of one batch, which DynamoDB refuses
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from loader.codec import Write
 
@@ -95,3 +96,14 @@ class Batcher:
     def _close(self) -> list[Write]:
         batch, self._open, self._open_bytes = self._open, [], 0
         return batch
+
+
+BatchQueue = asyncio.Queue[list[Write] | None]
+
+
+async def batches(queue: BatchQueue) -> AsyncIterator[list[Write]]:
+    """A worker's batches, until the end marker. The marker is put back for the next
+    worker, so one marker ends them all, and a stop can end them with one put."""
+    while (batch := await queue.get()) is not None:
+        yield batch
+    queue.put_nowait(None)

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TextIO, TypeVar
@@ -21,6 +22,7 @@ from loader.metrics import LoadReport, Snapshot
 T = TypeVar("T")
 
 EXIT_OK, EXIT_REJECTS, EXIT_CONFIG, EXIT_ABORTED = 0, 1, 2, 3
+PRICE_PER_MILLION_WRU = 0.625
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     load = commands.add_parser("load", help="write every record (BatchWriteItem)")
     _common(load)
     load.add_argument("--dry-run", action="store_true", help="validate and estimate; write nothing")
+    load.add_argument(
+        "--price-per-million-wru",
+        type=float,
+        default=PRICE_PER_MILLION_WRU,
+        metavar="USD",
+        help="on-demand price used by --dry-run (default 0.625: us-east-1 standard tables, "
+        "price as of 2024-11-01)",
+    )
     load.add_argument("--create-table", action="store_true", help="create the table (on-demand)")
     load.add_argument("--key", action="append", default=[], metavar="NAME:TYPE")
     load.add_argument("--processes", type=int, default=1)
@@ -83,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("verify", help="read every record back (BatchGetItem)")
     _common(check)
     check.add_argument("--compare", action="store_true", help="compare whole items, not just keys")
+    get = commands.add_parser("get", help="read the keys of a batch-get-item request file")
+    get.add_argument("request", metavar="REQUEST.json", help="the AWS CLI's --request-items file")
+    get.add_argument("--endpoint-url")
+    get.add_argument("--region")
+    get.add_argument("--profile")
+    get.add_argument("--ddb-json", action="store_true", help="print items in DynamoDB JSON")
     return parser
 
 
@@ -196,6 +212,25 @@ def summary(report: LoadReport) -> str:
     return "\n".join(lines)
 
 
+def dry_run_summary(report: LoadReport, price_per_million: float) -> str:
+    """What a load would do and cost; nothing was written."""
+    writes = report.records_read - report.rejected - report.skipped_on_resume
+    calls = max(report.requests, 1)
+    cost = report.estimated_wcu / 1e6 * price_per_million
+    return "\n".join(
+        [
+            "dry run: nothing was written",
+            f"records read       {report.records_read:,}",
+            f"would write        {writes:,}",
+            f"rejected           {report.rejected:,}",
+            f"WCU (estimated)    {report.estimated_wcu:,.0f}",
+            f"API calls          {report.requests:,} BatchWriteItem "
+            f"(vs {writes:,} PutItem: {writes / calls:,.1f}x fewer)",
+            f"on-demand cost     ${cost:,.4f} at ${price_per_million}/million WRU",
+        ]
+    )
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` on uvloop where it is installed."""
     try:
@@ -211,8 +246,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(format="ddb-loader: %(message)s", level=logging.WARNING, stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        config = config_from(args)
-        status = run(_command(args, config))
+        if args.command == "get":
+            status = run(_get(args))
+        else:
+            status = run(_command(args, config_from(args)))
+    except asyncio.CancelledError:
+        print(
+            "ddb-loader: stopped at once; the checkpoint holds what was finished", file=sys.stderr
+        )
+        status = EXIT_ABORTED
     except (ConfigError, SourceError) as exc:
         print(f"ddb-loader: {exc}", file=sys.stderr)
         status = EXIT_CONFIG
@@ -239,15 +281,76 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
         )
         return result.exit_status
     progress = Progress(sys.stderr) if config.progress else None
+    stop = asyncio.Event()
+    _on_signals(stop)
     try:
-        report = await load(config, on_progress=progress)
+        report = await load(config, on_progress=progress, stop=stop)
     finally:
         if progress is not None:
             progress.close()
     if config.report:
         await asyncio.to_thread(_write_json, config.report, report.to_json())
-    print(summary(report))
+    if config.dry_run:
+        print(dry_run_summary(report, args.price_per_million_wru))
+    else:
+        print(summary(report))
     return report.exit_status
+
+
+async def _get(args: argparse.Namespace) -> int:
+    import orjson
+
+    from loader.client import TransientError, open_client
+    from loader.verify import get_items, to_plain
+
+    try:
+        with open(args.request, "rb") as handle:  # noqa: ASYNC230 (one small file, before any I/O)
+            request = orjson.loads(handle.read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"Cannot read {args.request}: {exc}.") from None
+    async with open_client(
+        endpoint_url=args.endpoint_url, region=args.region, profile=args.profile, connections=4
+    ) as client:
+        for table in request if isinstance(request, dict) else ():
+            try:
+                await client.describe_table(table)
+            except TransientError as exc:
+                raise ConfigError(f"Cannot reach DynamoDB: {exc}.") from None
+            except ConfigError:
+                raise ConfigError(f"Table {table!r} does not exist.") from None
+        result = await get_items(request, client)
+    out = sys.stdout.buffer
+    for _, item in result.items:
+        shown = item if args.ddb_json else {k: to_plain(v) for k, v in item.items()}
+        out.write(orjson.dumps(shown) + b"\n")
+    out.flush()
+    print(
+        f"{len(result.items):,} items in {result.requests:,} BatchGetItem calls; "
+        f"{result.consumed_rcu:,.1f} RCU consumed",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    """First SIGINT/SIGTERM: stop cleanly (finish what is in flight, checkpoint, summary).
+    A second one: stop at once."""
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def handle(number: int) -> None:
+        if not stop.is_set():
+            print(
+                f"\nddb-loader: {signal.Signals(number).name}: finishing the requests in flight"
+                " (signal again to stop at once)",
+                file=sys.stderr,
+            )
+            stop.set()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, handle, number)
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:

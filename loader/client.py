@@ -1,18 +1,35 @@
-"""The DynamoDB client seam: a small Protocol, the aioboto3 implementation, and the
-one place where botocore's and aiohttp's errors become ours.
+"""The DynamoDB client seam: a small Protocol, the one implementation, and the one
+place where foreign errors (HTTP, aiohttp, botocore) become ours.
 
-Retries are ours, not botocore's (`total_max_attempts=1`): a worker must see every
-throttle to back off and count it, and a later write on a key must not overtake
-an earlier one that botocore is quietly retrying.
+The DynamoDB wire protocol is one JSON POST whose body *is* the AttributeValue
+JSON the loader already holds. So requests are serialised with orjson, signed
+with SigV4 here, and sent over one aiohttp session; botocore still resolves the
+credentials (env, profiles, SSO, instance roles, refresh), the region and the
+endpoint (`--endpoint-url`, `AWS_ENDPOINT_URL_DYNAMODB`). botocore's per-shape
+serialiser, event hooks and User-Agent building cost ~10× this path per item
+(profile in benchmarks/README.md), and its retries would hide throttles from the
+workers, which must see each one to back off and to keep per-key order.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import hashlib
+import hmac
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
 
 from loader.errors import ConfigError
+
+TARGET_PREFIX = "DynamoDB_20120810."
+CONTENT_TYPE = "application/x-amz-json-1.0"
+USER_AGENT = "ddb-loader/0.1"
 
 THROTTLE_CODES = frozenset(
     {
@@ -21,6 +38,16 @@ THROTTLE_CODES = frozenset(
         "RequestLimitExceeded",
         "Throttling",
         "TooManyRequestsException",
+    }
+)
+CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "AccessDeniedException",
+        "ExpiredTokenException",
+        "MissingAuthenticationTokenException",
+        "IncompleteSignatureException",
     }
 )
 
@@ -36,9 +63,13 @@ class TransientError(Exception):
 class RequestRejected(Exception):
     """DynamoDB refused the request's contents (ValidationException and kin)."""
 
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
 
 class DynamoClient(Protocol):
-    """What the loader needs from DynamoDB; responses are botocore-shaped dicts."""
+    """What the loader needs from DynamoDB; requests and responses are wire-format dicts."""
 
     async def batch_write_item(self, request_items: dict[str, list[Any]]) -> dict[str, Any]: ...
 
@@ -49,66 +80,154 @@ class DynamoClient(Protocol):
     async def create_table(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
-class BotoClient:
-    """`DynamoClient` over an aioboto3 client; translates every foreign error."""
+class Signer:
+    """AWS Signature Version 4 for DynamoDB's one shape of request: POST / with a JSON body.
 
-    def __init__(self, client: Any, endpoint: str) -> None:
-        self._client = client
-        self._endpoint = endpoint
+    Equal, header for header, to botocore's SigV4Auth (tests/test_client.py checks it),
+    at a tenth of its cost; the day's signing key is derived once a day.
+    """
+
+    def __init__(self, region: str, host: str, now: Callable[[], float] = time.time) -> None:
+        self._region = region
+        self._host = host
+        self._now = now
+        self._day = ""
+        self._key = b""
+        self._key_for = ""
+
+    def headers(
+        self, target: str, body: bytes, access_key: str, secret_key: str, token: str | None
+    ) -> dict[str, str]:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._now()))
+        day = stamp[:8]
+        if day != self._day or self._key_for != secret_key:
+            key = _hmac(f"AWS4{secret_key}".encode(), day)
+            for part in (self._region, "dynamodb", "aws4_request"):
+                key = _hmac(key, part)
+            self._day, self._key, self._key_for = day, key, secret_key
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            "X-Amz-Target": target,
+            "X-Amz-Date": stamp,
+        }
+        names = "content-type;host;x-amz-date"
+        canonical_headers = f"content-type:{CONTENT_TYPE}\nhost:{self._host}\nx-amz-date:{stamp}\n"
+        if token:
+            headers["X-Amz-Security-Token"] = token
+            names += ";x-amz-security-token"
+            canonical_headers += f"x-amz-security-token:{token}\n"
+        names += ";x-amz-target"
+        canonical_headers += f"x-amz-target:{target}\n"
+        canonical = f"POST\n/\n\n{canonical_headers}\n{names}\n{hashlib.sha256(body).hexdigest()}"
+        scope = f"{day}/{self._region}/dynamodb/aws4_request"
+        to_sign = (
+            f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        )
+        signature = hmac.new(self._key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+            f"SignedHeaders={names}, Signature={signature}"
+        )
+        return headers
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class WireClient:
+    """`DynamoClient` over aiohttp: serialise, sign, send, check, parse, translate."""
+
+    def __init__(
+        self,
+        *,
+        session: Any,
+        endpoint: str,
+        region: str,
+        credentials: Any,
+        read_timeout_s: float = 30.0,
+    ) -> None:
+        self._session = session
+        self._endpoint = endpoint.rstrip("/") + "/"
+        self._credentials = credentials
+        self._signer = Signer(region, urlsplit(endpoint).netloc)
+        self._timeout = read_timeout_s
 
     async def batch_write_item(self, request_items: dict[str, list[Any]]) -> dict[str, Any]:
-        return await self._call(
-            "batch_write_item", RequestItems=request_items, ReturnConsumedCapacity="TOTAL"
+        return await self.call(
+            "BatchWriteItem", {"RequestItems": request_items, "ReturnConsumedCapacity": "TOTAL"}
         )
 
     async def batch_get_item(self, request_items: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(
-            "batch_get_item", RequestItems=request_items, ReturnConsumedCapacity="TOTAL"
+        return await self.call(
+            "BatchGetItem", {"RequestItems": request_items, "ReturnConsumedCapacity": "TOTAL"}
         )
 
     async def describe_table(self, table: str) -> dict[str, Any]:
-        return await self._call("describe_table", TableName=table)
+        return await self.call("DescribeTable", {"TableName": table})
 
     async def create_table(self, **kwargs: Any) -> dict[str, Any]:
-        return await self._call("create_table", **kwargs)
+        return await self.call("CreateTable", kwargs)
 
-    async def _call(self, name: str, **kwargs: Any) -> dict[str, Any]:
+    async def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One DynamoDB API call.
+
+        Raises:
+            TransientError: throttled, 5xx, a corrupted answer or a broken connection.
+            RequestRejected: a 4xx about the request itself (ValidationException, …).
+            ConfigError: the table is missing or the credentials are refused or absent.
+        """
         import aiohttp
-        import botocore.exceptions as bx
 
+        body = orjson.dumps(payload)
+        frozen = await self._frozen_credentials()
+        headers = self._signer.headers(
+            TARGET_PREFIX + operation, body, frozen.access_key, frozen.secret_key, frozen.token
+        )
+        headers["User-Agent"] = USER_AGENT
+        headers["Accept-Encoding"] = "identity"
         try:
-            response: dict[str, Any] = await getattr(self._client, name)(**kwargs)
-            return response
-        except bx.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "")
-            message = error.get("Message", "") or str(exc)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in THROTTLE_CODES:
-                raise TransientError(f"{code}: {message}", throttled=True) from exc
-            if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
-                raise TransientError(f"{code or status}: {message}", throttled=False) from exc
-            if code == "ResourceNotFoundException":
-                raise ConfigError(f"Table not found at {self._endpoint}: {message}") from None
-            if code in (
-                "UnrecognizedClientException",
-                "InvalidSignatureException",
-                "AccessDeniedException",
-                "ExpiredTokenException",
-            ):
-                raise ConfigError(f"DynamoDB refused the credentials: {message}") from None
-            raise RequestRejected(f"{code}: {message}") from exc
-        except (bx.NoCredentialsError, bx.PartialCredentialsError):
-            raise ConfigError(
-                "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "or pass --profile."
-            ) from None
-        except bx.EndpointConnectionError as exc:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.post(self._endpoint, data=body, headers=headers) as reply:
+                    status = reply.status
+                    data = await reply.read()
+                    crc = reply.headers.get("x-amz-crc32")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
             raise TransientError(
-                f"cannot connect to {self._endpoint}: {exc}", throttled=False
+                f"connection to {self._endpoint} failed ({reason})", throttled=False
             ) from exc
-        except (bx.ConnectionError, bx.HTTPClientError, aiohttp.ClientError, OSError) as exc:
-            raise TransientError(f"connection failed: {exc}", throttled=False) from exc
+        if crc is not None and int(crc) != zlib.crc32(data) & 0xFFFFFFFF:
+            raise TransientError(
+                "response failed its CRC32 check (corrupted in transit)", throttled=False
+            )
+        if status == 200:
+            result: dict[str, Any] = orjson.loads(data) if data else {}
+            return result
+        raise _error(status, data, self._endpoint)
+
+    async def _frozen_credentials(self) -> Any:
+        # Refreshable credentials (SSO, roles) renew themselves here when near expiry.
+        return await self._credentials.get_frozen_credentials()
+
+
+def _error(status: int, data: bytes, endpoint: str) -> Exception:
+    try:
+        parsed = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        parsed = {}
+    code = str(parsed.get("__type", "")).rsplit("#", 1)[-1]
+    message = parsed.get("message") or parsed.get("Message") or data[:200].decode(errors="replace")
+    text = f"{code or status}: {message}"
+    if code in THROTTLE_CODES:
+        return TransientError(text, throttled=True)
+    if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
+        return TransientError(text, throttled=False)
+    if code == "ResourceNotFoundException":
+        return ConfigError(f"Table not found at {endpoint}: {message}")
+    if code in CREDENTIAL_CODES:
+        return ConfigError(f"DynamoDB refused the credentials: {message}")
+    return RequestRejected(text, code=code)
 
 
 @asynccontextmanager
@@ -118,31 +237,38 @@ async def open_client(
     region: str | None,
     profile: str | None,
     connections: int,
-) -> AsyncIterator[BotoClient]:
-    """An aioboto3 DynamoDB client with our retry policy and a pool for every worker.
+) -> AsyncIterator[WireClient]:
+    """A client configured the way boto3 would be (profiles, env, endpoint variables).
 
     Raises:
-        ConfigError: the profile does not exist or no region can be found.
+        ConfigError: unknown profile, no region, or no credentials.
     """
     import aioboto3
+    import aiohttp
     import botocore.exceptions as bx
-    from botocore.config import Config
 
     try:
         session = aioboto3.Session(profile_name=profile, region_name=region)
+        # A botocore client only to resolve the endpoint exactly as boto3 does; it sends nothing.
+        async with session.client("dynamodb", endpoint_url=endpoint_url) as resolver:
+            endpoint = resolver.meta.endpoint_url
+            resolved_region = resolver.meta.region_name
+        credentials = await session.get_credentials()
     except bx.ProfileNotFound:
         raise ConfigError(f"AWS profile {profile!r} is not in your AWS configuration.") from None
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=connections,
-        parameter_validation=False,
-        connect_timeout=5,
-        read_timeout=30,
-        tcp_keepalive=True,
-    )
-    try:
-        context = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
-        async with context as client:
-            yield BotoClient(client, client.meta.endpoint_url)
     except bx.NoRegionError:
-        raise ConfigError("No AWS region: pass --region or set AWS_REGION.") from None
+        raise ConfigError("No AWS region: pass --region or set AWS_DEFAULT_REGION.") from None
+    except (bx.BotoCoreError, ValueError) as exc:
+        raise ConfigError(f"AWS configuration error: {exc}") from None
+    if credentials is None:
+        raise ConfigError(
+            "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "or pass --profile."
+        )
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=30, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(
+        connector=connector, skip_auto_headers=("User-Agent",), auto_decompress=False
+    ) as http:
+        yield WireClient(
+            session=http, endpoint=endpoint, region=resolved_region, credentials=credentials
+        )

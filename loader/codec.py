@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
 
 MAX_ITEM_BYTES = 400 * 1024
 WCU_BYTES = 1024
@@ -40,23 +42,42 @@ class Num(str):
     __slots__ = ()
 
 
-def _no_constant(name: str) -> NoReturn:
-    raise CodecError(f"{name} is not a number DynamoDB can store")
+# msgspec hands every JSON number with a fraction or exponent to `float_hook` as its
+# text, and decodes integers of any length to exact ints: no binary float ever.
+# It parses a catalog line ~4x faster than the stdlib with number hooks.
+_decode = msgspec.json.Decoder(float_hook=Num).decode
+_NOT_NUMBERS = (b"NaN", b"-Infinity", b"Infinity")
+_BYTE = re.compile(r"\(byte (\d+)\)")
 
 
-_decode = json.JSONDecoder(parse_float=Num, parse_int=Num, parse_constant=_no_constant).decode
-
-
-def parse_json(text: str) -> Any:
-    """Parse JSON text keeping every number's exact text.
+def parse_json(data: bytes | str) -> Any:
+    """Parse one JSON document keeping every number exact (ints, or `Num` text).
 
     Raises:
-        CodecError: malformed JSON, or NaN/Infinity.
+        CodecError: malformed JSON, invalid UTF-8, or NaN/Infinity.
     """
     try:
-        return _decode(text)
-    except json.JSONDecodeError as exc:
-        raise CodecError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+        return _decode(data)
+    except msgspec.DecodeError as exc:
+        message = str(exc)
+        where = _BYTE.search(message)
+        if where is not None:
+            raw = data.encode() if isinstance(data, str) else data
+            at = int(where.group(1))
+            if at and raw[at - 1 : at] == b"-":
+                at -= 1  # the parser points past the sign of -Infinity
+            for word in _NOT_NUMBERS:
+                if raw.startswith(word, at):
+                    raise CodecError(
+                        f"{word.decode()} is not a number DynamoDB can store"
+                    ) from None
+        if "truncated" in message:
+            raise CodecError("malformed JSON: the record ends early (a truncated line?)") from None
+        if message.startswith("JSON is malformed"):
+            raise CodecError(message.replace("JSON is malformed", "malformed JSON")) from None
+        raise CodecError(f"malformed JSON: {message}") from None
+    except UnicodeDecodeError:
+        raise CodecError("invalid UTF-8 inside a string") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +145,33 @@ def _key_part(item: Item, name: str, kind: str, limit: int) -> str:
         raise CodecError(f"key attribute {name!r} must be of type {kind}, got {found}")
     if kind == "N":
         # 1, 1.0 and 10E-1 are one key to DynamoDB, so they must be one key here.
-        return str(Decimal(text).normalize())
+        return _number_key(text)
     if text == "":
         raise CodecError(f"key attribute {name!r} is empty")
-    if len(text) > limit // 4 and _utf8_len(text) > limit:
+    if len(text) > limit // 4 and _key_bytes(text, kind) > limit:
         raise CodecError(f"key attribute {name!r} is over DynamoDB's {limit}-byte key limit")
     return str(text)
+
+
+_EXACT = Context(prec=MAX_DIGITS + 2)
+# What DynamoDB accepts as number text (Decimal() also takes "1_000" and " 12"; DynamoDB not).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number_key(text: str) -> str:
+    # 1, 1.0 and 10E-1 are one key to DynamoDB, and so are 0 and -0; normalising
+    # in a 40-digit context keeps 38-digit keys that differ in the last digit apart.
+    value = Decimal(text)
+    return "0" if value.is_zero() else str(value.normalize(_EXACT))
+
+
+def _key_bytes(text: str, kind: str) -> int:
+    if kind == "B":
+        try:
+            return len(base64.b64decode(text))
+        except binascii.Error:
+            return len(text)
+    return _utf8_len(text)
 
 
 def number_size(text: str) -> int:
@@ -138,12 +180,14 @@ def number_size(text: str) -> int:
     Raises:
         CodecError: not a finite decimal, over 38 significant digits, or out of range.
     """
+    if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
+        raise CodecError(f"{text} is not a number DynamoDB can store")
+    if _NUMBER.fullmatch(text) is None:
+        raise CodecError(f"{text!r} is not a number")
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise CodecError(f"{text!r} is not a number") from None
-    if not value.is_finite():
-        raise CodecError(f"{text} is not a number DynamoDB can store")
     if value.is_zero():
         return 1
     sign, digits, exponent = value.as_tuple()
@@ -183,14 +227,36 @@ def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def _decimal_size(text: str) -> int:
+    """Size of a JSON number's text; plain decimals are measured without Decimal (hot path)."""
+    negative = text[0] == "-"
+    body = text[1:] if negative else text
+    whole, dot, fraction = body.partition(".")
+    if not whole.isdigit() or (dot and not fraction.isdigit()) or len(body) > MAX_DIGITS:
+        return number_size(text)  # exponents, odd forms, long numbers: the exact path
+    fraction = fraction.rstrip("0")
+    whole = whole.lstrip("0")
+    if not fraction:
+        significant = whole.rstrip("0")
+        if not significant:
+            return 1
+        return _pairs(len(whole) - len(significant), len(whole) - 1) + 1 + negative
+    if whole:
+        return _pairs(-len(fraction), len(whole) - 1) + 1 + negative
+    stripped = fraction.lstrip("0")
+    return _pairs(-len(fraction), len(stripped) - len(fraction) - 1) + 1 + negative
+
+
 def _plain_value(value: Any) -> tuple[AttributeValue, int]:
     kind = type(value)
     if kind is str:
-        return {"S": value}, _utf8_len(value)
+        return {"S": value}, len(value) if value.isascii() else _utf8_len(value)
+    if kind is int:
+        text = str(value)
+        return {"N": text}, _int_size(text)
     if kind is Num:
-        if value.isdigit() or (value[0] == "-" and value[1:].isdigit()):
-            return {"N": str(value)}, _int_size(value)
-        return {"N": str(value)}, number_size(value)
+        text = str(value)
+        return {"N": text}, _decimal_size(text)
     if kind is bool:
         return {"BOOL": value}, 1
     if value is None:
@@ -201,7 +267,7 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
         for name, member in value.items():
             av, member_size = _plain_value(member)
             members[name] = av
-            size += _utf8_len(name) + member_size + 1
+            size += (len(name) if name.isascii() else _utf8_len(name)) + member_size + 1
         return {"M": members}, size
     if kind is list:
         elements = []
@@ -211,8 +277,6 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
             elements.append(av)
             size += element_size + 1
         return {"L": elements}, size
-    if kind is int:  # an int from code (templates, CSV typing), not from JSON text
-        return _plain_value(Num(value))
     if kind is float:
         raise CodecError("binary floats are refused: pass numbers as JSON text or Decimal")
     if kind is Decimal:
@@ -231,16 +295,21 @@ def from_plain(record: Any) -> tuple[Item, int]:
     item: Item = {}
     size = 0
     for name, value in record.items():
-        av, value_size = _plain_value(value)
-        item[name] = av
-        size += _utf8_len(name) + value_size
+        # Strings are most of a catalog: handled inline, without a call.
+        if type(value) is str:
+            item[name] = {"S": value}
+            size += len(value) if value.isascii() else _utf8_len(value)
+        else:
+            item[name], value_size = _plain_value(value)
+            size += value_size
+        size += len(name) if name.isascii() else _utf8_len(name)
     return item, size
 
 
 def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
-    if isinstance(value, Num):
+    if isinstance(value, Num) or (isinstance(value, int) and not isinstance(value, bool)):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -298,9 +367,12 @@ def _typed_set(element: Callable[[Any, str], int], kind: str) -> Callable[[Any, 
     def check(inner: Any, where: str) -> int:
         if type(inner) is not list or not inner:
             raise CodecError(f"{where}: {kind} must be a non-empty list")
-        if len(set(inner)) != len(inner):
+        size = sum(element(member, where) for member in inner)
+        # 1 and 1.0 are one number: DynamoDB refuses them together in a set.
+        distinct = {Decimal(m) for m in inner} if kind == "NS" else set(inner)
+        if len(distinct) != len(inner):
             raise CodecError(f"{where}: {kind} holds duplicate values")
-        return sum(element(member, where) for member in inner)
+        return size
 
     return check
 
@@ -371,7 +443,7 @@ class Write:
     size: int
     wcu: int
     delete: bool
-    text: str
+    text: str | bytes
 
 
 def encode(
@@ -380,7 +452,7 @@ def encode(
     source: str,
     line: int,
     value: Any,
-    text: str,
+    text: str | bytes,
     typed: bool,
     delete: bool,
     schema: KeySchema,

@@ -50,6 +50,7 @@ class LoadConfig:
     max_rejects: int | None = None
     checkpoint: str | None = None
     checkpoint_interval_s: float = 1.0
+    stop_grace_s: float = 10.0
     resume: bool = False
     report: str | None = None
     dry_run: bool = False
@@ -70,7 +71,7 @@ class LoadConfig:
             raise ConfigError(f"Unknown --format {self.format!r}: use one of {', '.join(FORMATS)}.")
         if self.mode not in MODES:
             raise ConfigError(f"Unknown mode {self.mode!r}: use put or delete.")
-        if self.table is None and self.format != "request-items":
+        if self.table is None and self.format not in ("request-items", "auto"):
             raise ConfigError("--table is required (only request-items files name their tables).")
         _positive("--workers", self.workers)
         _positive("--queue-size", self.queue_size)

@@ -27,7 +27,7 @@ from loader.metrics import LoadReport, Metrics, Snapshot
 from loader.rejects import RejectsFile
 from loader.sources import Record, Reject, detect_format, open_source
 from loader.sources.typed import expand, request_item_tables
-from loader.writer import Writer
+from loader.writer import DryRun, Writer
 
 log = logging.getLogger("ddb_loader")
 _REJECTED = object()
@@ -43,8 +43,12 @@ async def load(
     clock: Clock | None = None,
     rng: random.Random | None = None,
     on_progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoadReport:
     """Run one load job and return its report (also when it was aborted).
+
+    Setting `stop` ends the job early and cleanly: reading stops, batches in
+    flight finish (within `config.stop_grace_s`), the checkpoint is written.
 
     Raises:
         ConfigError: bad configuration, found before anything is written.
@@ -60,7 +64,7 @@ async def load(
             rng or random.Random(),
             on_progress,
         )
-        return await job.run()
+        return await job.run(stop)
 
 
 @asynccontextmanager
@@ -93,6 +97,11 @@ def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
             resolved.append((file, fmt))
     if not resolved:
         raise ConfigError("The sources hold no data files.")
+    if config.table is None and any(fmt != "request-items" for _, fmt in resolved):
+        raise ConfigError("--table is required (only request-items files name their tables).")
+    for path, fmt in resolved:
+        if fmt == "request-items" and path == "-":
+            raise ConfigError("A request-items file cannot come from standard input: name it.")
     return resolved
 
 
@@ -275,6 +284,8 @@ class Job:
         )
         self.client = client
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, rng)
+        if worker is None and config.dry_run:
+            worker = _dry_run
         self.worker: Worker = (
             worker(self)
             if worker
@@ -292,6 +303,8 @@ class Job:
         self.total_bytes = sum(_size(p) for p, _ in sources)
         self._bytes_done = 0
         self._first = True
+        self._stopping: str | None = None
+        self._deadline: asyncio.Timeout | None = None
 
     def _resume_point(self) -> int:
         if self.checkpoint is None or not self.config.resume:
@@ -305,31 +318,72 @@ class Job:
         log.warning("Resuming: skipping the %d records already finished.", done)
         return done
 
-    async def run(self) -> LoadReport:
-        outcome = "ok"
-        stop = asyncio.Event()
+    async def run(self, stop: asyncio.Event | None = None) -> LoadReport:
+        """Run to the end of the input, or until `stop` is set (then: stop reading, let the
+        batches in flight finish for up to `stop_grace_s`, and report "aborted")."""
+        done = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._work(stop))
-                group.create_task(self._tick(stop))
+                group.create_task(self._work(done))
+                group.create_task(self._tick(done))
+                if stop is not None:
+                    group.create_task(self._watch(stop, done))
         except* Aborted as caught:
-            outcome = f"aborted: {caught.exceptions[0]}"
+            self._stopping = self._stopping or str(_leaf(caught))
         except* (ConfigError, SourceError) as caught:
-            self._save()
-            self.rejects.close()
-            raise caught.exceptions[0] from None
-        self._save()
-        self.rejects.close()
+            self._close()
+            raise _leaf(caught) from None
+        except* asyncio.CancelledError:
+            # Stopped at once (a second signal): what is durable so far is what counts.
+            self._close()
+            raise
+        self._close()
+        outcome = f"aborted: {self._stopping}" if self._stopping else "ok"
+        if self.config.dry_run and not self._stopping:
+            outcome = "dry run"
         return self.metrics.report(self.clock.now(), outcome)
 
-    async def _work(self, stop: asyncio.Event) -> None:
+    def _close(self) -> None:
+        self._save()
+        self.rejects.close()
+
+    async def _work(self, done: asyncio.Event) -> None:
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read())
-                for _ in range(self.config.workers):
-                    group.create_task(self.worker.run(self.queue))
+            async with asyncio.timeout(None) as self._deadline:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._read())
+                    for _ in range(self.config.workers):
+                        group.create_task(self.worker.run(self.queue))
+        except TimeoutError:
+            pass  # the grace period after a stop ran out; in-flight writes stay pending
         finally:
-            stop.set()
+            done.set()
+
+    async def _watch(self, stop: asyncio.Event, done: asyncio.Event) -> None:
+        stopped = asyncio.ensure_future(stop.wait())
+        finished = asyncio.ensure_future(done.wait())
+        try:
+            await asyncio.wait((stopped, finished), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            finished.cancel()
+        if stop.is_set() and not done.is_set():
+            self.request_stop("interrupted")
+
+    def request_stop(self, why: str) -> None:
+        """Stop reading now; batches already with a worker get `stop_grace_s` to finish.
+
+        Batches still queued are dropped: never sent, they stay pending in the
+        checkpoint and a `--resume` sends them.
+        """
+        if self._stopping:
+            return
+        self._stopping = why
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self.config.stop_grace_s)
 
     async def _tick(self, stop: asyncio.Event) -> None:
         interval = self.config.checkpoint_interval_s
@@ -353,9 +407,12 @@ class Job:
         for path, fmt in self.sources:
             async for records, offset in open_source(path, fmt, csv_types=self._csv_types()):
                 metrics.bytes_read = self._bytes_done + max(offset, 0)
+                if self._stopping:
+                    return
                 for record in records:
                     seq += 1
                     if seq <= self.skip:
+                        metrics.records_read = metrics.skipped_on_resume = seq
                         continue
                     metrics.records_read = seq
                     if type(record) is Reject:
@@ -368,11 +425,11 @@ class Job:
                         await queue.put(batch)
                     if batcher.waiting > waiting_limit:
                         await self._drain(until_idle=False)
+                    if self._stopping:
+                        return
             self._bytes_done += _size(path)
-        metrics.records_read = seq
-        metrics.skipped_on_resume = min(seq, self.skip)
         await self._drain(until_idle=True)
-        for _ in range(self.config.workers):
+        if not self._stopping:
             await queue.put(None)
 
     async def _drain(self, *, until_idle: bool) -> None:
@@ -383,6 +440,8 @@ class Job:
             self.ledger.released.clear()
             for batch in self.batcher.drain():
                 await self.queue.put(batch)
+            if self._stopping:
+                return
             if self.batcher.idle if until_idle else self.batcher.waiting <= limit:
                 return
             await self.ledger.released.wait()
@@ -450,6 +509,18 @@ class Job:
                 types[schema.range_name] = "N" if schema.range_type == "N" else "S"
         types.update(self.config.csv_types)
         return types
+
+
+def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first real exception in a (nested) exception group: task groups nest here."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _dry_run(job: Job) -> Worker:
+    return DryRun(outcomes=job.ledger, metrics=job.metrics)
 
 
 def _size(path: str) -> int:

@@ -20,10 +20,12 @@ class RejectsFile:
         self._handle: IO[bytes] | None = open(path, "ab") if path else None  # noqa: SIM115
         self.samples: list[str] = []
 
-    def add(self, source: str, line: int, reason: str, record: str) -> None:
+    def add(self, source: str, line: int, reason: str, record: str | bytes) -> None:
         if len(self.samples) < 5:
             self.samples.append(f"{source}:{line}: {reason}")
         if self._handle is not None:
+            if isinstance(record, bytes):
+                record = record.decode(errors="replace")
             row = {"source": source, "line": line, "reason": reason, "record": record}
             self._handle.write(orjson.dumps(row) + b"\n")
 

@@ -7,13 +7,13 @@ which is last-write-wins applied to the source without holding it in memory.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from loader.backoff import Clock, SystemClock
+from loader.batcher import BatchQueue, batches
 from loader.client import RequestRejected, TransientError
 from loader.codec import AttributeValue, Item, KeySchema, Write
 from loader.config import LoadConfig
@@ -102,8 +102,8 @@ class _Checker:
         self.rcu = 0.0
         self.requests = 0
 
-    async def run(self, queue: asyncio.Queue[list[Write] | None]) -> None:
-        while (batch := await queue.get()) is not None:
+    async def run(self, queue: BatchQueue) -> None:
+        async for batch in batches(queue):
             found = await self._fetch(batch)
             for write in batch:
                 self._judge(write, found.get(write.key))
@@ -192,3 +192,84 @@ def same_item(expected: Item, stored: Item) -> bool:
     if expected.keys() != stored.keys():
         return False
     return all(_canonical(expected[k]) == _canonical(stored[k]) for k in expected)
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    """What `get_items` read: items per table, capacity, and the calls it took."""
+
+    items: list[tuple[str, Item]]
+    consumed_rcu: float
+    requests: int
+
+
+async def get_items(
+    request: dict[str, Any],
+    client: Any,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    max_retries: int = 10,
+) -> GetResult:
+    """Read the keys of a `batch-get-item --request-items` file: any number of keys, 100
+    a call, `UnprocessedKeys` retried with full-jitter backoff.
+
+    Raises:
+        ConfigError: the request is not shaped like the AWS CLI's file.
+    """
+    from loader.backoff import Backoff
+    from loader.errors import ConfigError
+
+    clock = clock or SystemClock()
+    backoff = Backoff(rng=rng or random.Random())
+    pending: list[tuple[str, Any]] = []
+    options: dict[str, dict[str, Any]] = {}
+    if not isinstance(request, dict):
+        raise ConfigError('A batch-get request file is an object: {table: {"Keys": [...]}}.')
+    for table, spec in request.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("Keys"), list):
+            raise ConfigError(f'Table {table!r} in the request file has no "Keys" list.')
+        options[table] = {k: v for k, v in spec.items() if k != "Keys"}
+        pending += [(table, key) for key in spec["Keys"]]
+    items: list[tuple[str, Item]] = []
+    rcu = 0.0
+    requests = 0
+    for start in range(0, len(pending), MAX_GET_KEYS):
+        chunk: dict[str, Any] = {}
+        for table, key in pending[start : start + MAX_GET_KEYS]:
+            chunk.setdefault(table, {"Keys": [], **options[table]})["Keys"].append(key)
+        attempt = 0
+        while chunk:
+            if attempt > max_retries:
+                raise TransientError("BatchGetItem kept returning UnprocessedKeys", throttled=True)
+            if attempt:
+                await clock.sleep(backoff.delay(attempt))
+            attempt += 1
+            requests += 1
+            try:
+                response = await client.batch_get_item(chunk)
+            except TransientError:
+                continue
+            for table, found in response.get("Responses", {}).items():
+                items += [(table, item) for item in found]
+            rcu += sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
+            chunk = response.get("UnprocessedKeys") or {}
+    return GetResult(items=items, consumed_rcu=rcu, requests=requests)
+
+
+def to_plain(value: AttributeValue) -> Any:
+    """A DynamoDB value as plain JSON-ready data; numbers stay exact (raw JSON fragments)."""
+    import orjson
+
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return orjson.Fragment(inner.encode())
+    if kind == "NS":
+        return [orjson.Fragment(n.encode()) for n in inner]
+    if kind == "M":
+        return {k: to_plain(v) for k, v in inner.items()}
+    if kind == "L":
+        return [to_plain(v) for v in inner]
+    if kind == "NULL":
+        return None
+    return inner  # S, B (base64 text), BOOL, SS, BS

@@ -3,11 +3,11 @@ transient errors, and bisects a batch DynamoDB refuses so only bad items are rej
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Any, Protocol
 
 from loader.backoff import Backoff, Clock, RateLimiter
+from loader.batcher import BatchQueue, batches
 from loader.client import DynamoClient, RequestRejected, TransientError
 from loader.codec import KeySchema, Write
 from loader.metrics import Metrics
@@ -45,9 +45,9 @@ class Writer:
         self._clock = clock
         self._max_retries = max_retries
 
-    async def run(self, queue: asyncio.Queue[list[Write] | None]) -> None:
+    async def run(self, queue: BatchQueue) -> None:
         """One worker: take batches until the reader's end marker."""
-        while (batch := await queue.get()) is not None:
+        async for batch in batches(queue):
             await self.send(batch)
 
     async def send(self, batch: list[Write]) -> None:
@@ -132,3 +132,18 @@ def _request_items(writes: list[Write]) -> dict[str, list[Any]]:
     for write in writes:
         grouped[write.table].append(write.request)
     return dict(grouped)
+
+
+class DryRun:
+    """Stands in for the workers under `--dry-run`: every batch is counted as the request
+    it would be, and finished at once, so ordering and accounting run as for real."""
+
+    def __init__(self, *, outcomes: Outcomes, metrics: Metrics) -> None:
+        self._outcomes = outcomes
+        self._metrics = metrics
+
+    async def run(self, queue: BatchQueue) -> None:
+        async for batch in batches(queue):
+            self._metrics.requests += 1
+            self._metrics.estimated_wcu += sum(w.wcu for w in batch)
+            self._outcomes.written(batch)

@@ -21,7 +21,7 @@ class Record:
     source: str
     line: int
     value: Any
-    text: str
+    text: str | bytes  # the record as read, for the rejects file
     typed: bool = False
     delete: bool = False
     table: str | None = None
@@ -34,7 +34,7 @@ class Reject:
     source: str
     line: int
     reason: str
-    record: str
+    record: str | bytes
 
 
 Chunk = tuple[list[Record | Reject], int]
@@ -44,7 +44,6 @@ _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".csv": "csv",
-    ".tsv": "csv",
 }
 
 

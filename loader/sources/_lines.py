@@ -73,11 +73,16 @@ async def line_chunks(path: str) -> AsyncIterator[LineChunk]:
     """Whole lines of `path`, a chunk at a time; a final line without newline is kept."""
     tail = b""
     number = 1
-    first_chunk = True
+    head = True
     async for data, offset in byte_chunks(path):
-        if first_chunk:
-            data = data.removeprefix(BOM)
-            first_chunk = False
+        if head:
+            # The BOM test needs 3 bytes; a gzip stream can hand out fewer at first.
+            if len(tail) + len(data) < len(BOM):
+                tail += data
+                continue
+            data = (tail + data).removeprefix(BOM)
+            tail = b""
+            head = False
         lines = (tail + data).split(b"\n")
         tail = lines.pop()
         if lines:

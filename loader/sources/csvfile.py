@@ -83,12 +83,15 @@ async def read_csv(path: str, name: str, types: Mapping[str, str]) -> AsyncItera
             else:
                 out.append(_record(name, line, text, header, row, converters))
         if out:
+            # A carried-over row can follow a reject read from this chunk: keep file order.
+            out.sort(key=lambda r: r.line)
             yield out, chunk.offset
 
 
 def _parse(lines: list[tuple[int, str]]) -> list[tuple[int, int, list[str] | str]]:
     """Rows as (first line index, end line index, fields or the parse error)."""
-    reader = csv.reader((text for _, text in lines), strict=True)
+    # Line ends go back in: a quoted field keeps its newlines.
+    reader = csv.reader((text + "\n" for _, text in lines), strict=True)
     rows: list[tuple[int, int, list[str] | str]] = []
     consumed = 0
     while True:

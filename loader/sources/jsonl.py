@@ -15,17 +15,13 @@ async def read_jsonl(path: str, name: str) -> AsyncIterator[Chunk]:
         number = chunk.first - 1
         for raw in chunk.lines:
             number += 1
+            # Bytes go straight to the parser (it checks UTF-8 itself); the raw line is
+            # kept for the rejects file, decoded only if it is ever needed there.
             try:
-                text = raw.decode()
-            except UnicodeDecodeError as exc:
-                bad = raw.decode(errors="replace")
-                out.append(Reject(name, number, f"invalid UTF-8 at byte {exc.start}", bad))
-                continue
-            if not text or text.isspace():
-                continue
-            try:
-                out.append(Record(name, number, parse_json(text), text))
+                out.append(Record(name, number, parse_json(raw), raw))
             except CodecError as exc:
-                out.append(Reject(name, number, str(exc), text))
+                if raw.isspace() or not raw:
+                    continue
+                out.append(Reject(name, number, str(exc), raw))
         if out:
             yield out, chunk.offset

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from loader.sources import Chunk, Record, Reject
 from loader.sources._lines import byte_chunks, line_chunks
 
 MAX_REQUEST_FILE_BYTES = 512 << 20
+# `{"table": [` — a request file on one line, however long.
+_REQUEST_START = re.compile(rb'\{\s*"(?:[^"\\]|\\.)*"\s*:\s*\[')
 
 
 def sniff_json(path: str) -> str:
@@ -26,7 +29,7 @@ def sniff_json(path: str) -> str:
     except OSError:
         return "ddb-json"  # let the reader report the error in its own words
     first = head.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0].strip()
-    if first == b"{":
+    if first == b"{" or _REQUEST_START.match(first):
         return "request-items"
     try:
         value = json.loads(first)
@@ -69,7 +72,7 @@ def expand(path: str) -> list[str]:
     return sorted(found)
 
 
-def typed_record(name: str, line: int, value: Any, text: str, table: str | None) -> Record:
+def typed_record(name: str, line: int, value: Any, text: str | bytes, table: str | None) -> Record:
     """A Record from one DynamoDB-JSON object: an item, `{"Item": …}`, or a Put/DeleteRequest.
 
     Raises:
@@ -101,17 +104,10 @@ async def read_ddb_json(path: str, name: str) -> AsyncIterator[Chunk]:
             for raw in chunk.lines:
                 number += 1
                 try:
-                    text = raw.decode()
-                except UnicodeDecodeError as exc:
-                    bad = raw.decode(errors="replace")
-                    out.append(Reject(label, number, f"invalid UTF-8 at byte {exc.start}", bad))
-                    continue
-                if not text or text.isspace():
-                    continue
-                try:
-                    out.append(typed_record(label, number, parse_json(text), text, None))
+                    out.append(typed_record(label, number, parse_json(raw), raw, None))
                 except CodecError as exc:
-                    out.append(Reject(label, number, str(exc), text))
+                    if raw and not raw.isspace():
+                        out.append(Reject(label, number, str(exc), raw))
             if out:
                 yield out, chunk.offset
 
@@ -156,7 +152,7 @@ def _requests(text: str, name: str) -> list[Record | Reject]:
             value, pos = _decoder.raw_decode(text, pos)
             line += text.count("\n", counted, start)
             counted = start
-            snippet = json.dumps(value, separators=(",", ":"))
+            snippet = text[start:pos]
             try:
                 if (
                     type(value) is not dict

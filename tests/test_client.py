@@ -1,0 +1,79 @@
+"""The wire client's own parts: SigV4 exactly as botocore signs, errors mapped as botocore
+would classify them."""
+
+from __future__ import annotations
+
+import datetime
+
+import orjson
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from loader.client import RequestRejected, Signer, TransientError, _error
+from loader.errors import ConfigError
+
+
+@pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "dynamodb.eu-west-1.amazonaws.com"])
+def test_our_signature_is_botocores_header_for_header(token: str | None, host: str) -> None:
+    body = orjson.dumps({"RequestItems": {"t": [{"PutRequest": {"Item": {"PK": {"S": "é"}}}}]}})
+    target = "DynamoDB_20120810.BatchWriteItem"
+    request = AWSRequest(
+        method="POST",
+        url=f"https://{host}/",
+        data=body,
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target},
+    )
+    credentials = Credentials("AKIDEXAMPLE", "secret/key+", token)
+    SigV4Auth(credentials, "dynamodb", "eu-west-1").add_auth(request)
+    # Sign at the very second botocore did.
+    signed_at = datetime.datetime.strptime(request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    stamp = signed_at.replace(tzinfo=datetime.UTC).timestamp()
+    ours = Signer("eu-west-1", host, now=lambda: stamp).headers(
+        target, body, "AKIDEXAMPLE", "secret/key+", token
+    )
+    assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token")
+
+
+def _body(code: str, message: str = "m") -> bytes:
+    return orjson.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    ],
+)
+def test_throttling_answers_are_transient_and_marked_throttled(code: str) -> None:
+    error = _error(400, _body(code), "http://x/")
+    assert isinstance(error, TransientError)
+    assert error.throttled
+
+
+def test_server_errors_are_transient_but_not_throttling() -> None:
+    for status, body in [(500, _body("InternalServerError")), (503, b""), (502, b"<html>")]:
+        error = _error(status, body, "http://x/")
+        assert isinstance(error, TransientError)
+        assert not error.throttled
+
+
+def test_a_validation_error_is_a_rejected_request_with_its_message() -> None:
+    error = _error(400, _body("ValidationException", "Item size has exceeded"), "http://x/")
+    assert isinstance(error, RequestRejected)
+    assert error.code == "ValidationException"
+    assert "Item size has exceeded" in str(error)
+
+
+def test_missing_tables_and_refused_credentials_are_configuration_errors() -> None:
+    missing = _error(400, _body("ResourceNotFoundException", "no table"), "http://x/")
+    refused = _error(400, _body("UnrecognizedClientException", "bad key"), "http://x/")
+    assert isinstance(missing, ConfigError)
+    assert isinstance(refused, ConfigError)
+    assert "refused the credentials" in str(refused)
