@@ -152,7 +152,7 @@ class Metrics:
         wcu = sum(w for _, _, w in self._window)
         return Snapshot(
             elapsed_s=now - self.started,
-            records_read=self.records_read,
+            records_read=self.records_read + self.skipped_on_resume,
             written=self.items_written + self.deletes_written,
             rejected=self.rejected,
             consumed_wcu=self.consumed_wcu,
@@ -166,7 +166,7 @@ class Metrics:
         elapsed = max(now - self.started, 1e-9)
         written = self.items_written + self.deletes_written
         return LoadReport(
-            records_read=self.records_read,
+            records_read=self.records_read + self.skipped_on_resume,
             items_written=self.items_written,
             deletes_written=self.deletes_written,
             rejected=self.rejected,

@@ -32,6 +32,9 @@ from loader.writer import DryRun, Writer
 log = logging.getLogger("ddb_loader")
 _REJECTED = object()
 
+Feed = AsyncIterator[list[tuple[int, Record | Reject]]]
+"""Numbered records, in input order: from the sources, or from a router's pipe."""
+
 ProgressCallback = Callable[[Snapshot, int], None]
 """Called about once a second with a snapshot and the input's total size in bytes (0: unknown)."""
 
@@ -262,8 +265,11 @@ class Job:
         *,
         batch_ops: int = MAX_BATCH_OPS,
         worker: Callable[[Job], Worker] | None = None,
+        feed: Feed | None = None,
+        watermark: Watermark | None = None,
     ) -> None:
         self.config = config
+        self.feed = feed
         self.schemas = schemas
         self.sources = sources
         self.clock = clock
@@ -276,8 +282,8 @@ class Job:
             if config.checkpoint
             else None
         )
-        self.skip = self._resume_point()
-        self.watermark = Watermark(self.skip)
+        self.skip = 0 if feed else self._resume_point()
+        self.watermark = watermark or Watermark(self.skip)
         self.rejects = RejectsFile(config.rejects)
         self.ledger = Ledger(
             self.metrics, self.batcher, self.rejects, self.watermark, config.max_rejects
@@ -302,7 +308,8 @@ class Job:
         )
         self.total_bytes = sum(_size(p) for p, _ in sources)
         self._bytes_done = 0
-        self._first = True
+        # Only the job that reads the input sees its first record (not a shard's).
+        self._first = feed is None
         self._stopping: str | None = None
         self._deadline: asyncio.Timeout | None = None
 
@@ -400,34 +407,46 @@ class Job:
             self.rejects.sync()
             self.checkpoint.save(self.watermark.value)
 
+    async def numbered(self) -> AsyncIterator[list[tuple[int, Record | Reject]]]:
+        """The input's records with their numbers (1, 2, …), past those a resume skips."""
+        metrics = self.metrics
+        seq = 0
+        csv_types = self._csv_types()
+        for path, fmt in self.sources:
+            async for records, offset in open_source(path, fmt, csv_types=csv_types):
+                metrics.bytes_read = self._bytes_done + max(offset, 0)
+                first = seq + 1
+                seq += len(records)
+                if seq <= self.skip:
+                    metrics.skipped_on_resume = seq
+                    continue
+                if first <= self.skip:
+                    records = records[self.skip - first + 1 :]
+                    metrics.skipped_on_resume = self.skip
+                    first = self.skip + 1
+                yield list(zip(range(first, seq + 1), records, strict=True))
+            self._bytes_done += _size(path)
+
     async def _read(self) -> None:
         queue, batcher, metrics, ledger = self.queue, self.batcher, self.metrics, self.ledger
-        seq = 0
         waiting_limit = self.config.queue_size * 25
-        for path, fmt in self.sources:
-            async for records, offset in open_source(path, fmt, csv_types=self._csv_types()):
-                metrics.bytes_read = self._bytes_done + max(offset, 0)
+        async for numbered in self.feed or self.numbered():
+            if self._stopping:
+                return
+            for seq, record in numbered:
+                metrics.records_read += 1
+                if type(record) is Reject:
+                    ledger.reject_record(seq, record)
+                    continue
+                write = self._encode(seq, record)  # type: ignore[arg-type]
+                if write is None:
+                    continue
+                for batch in batcher.add(write):
+                    await queue.put(batch)
+                if batcher.waiting > waiting_limit:
+                    await self._drain(until_idle=False)
                 if self._stopping:
                     return
-                for record in records:
-                    seq += 1
-                    if seq <= self.skip:
-                        metrics.records_read = metrics.skipped_on_resume = seq
-                        continue
-                    metrics.records_read = seq
-                    if type(record) is Reject:
-                        ledger.reject_record(seq, record)
-                        continue
-                    write = self._encode(seq, record)  # type: ignore[arg-type]
-                    if write is None:
-                        continue
-                    for batch in batcher.add(write):
-                        await queue.put(batch)
-                    if batcher.waiting > waiting_limit:
-                        await self._drain(until_idle=False)
-                    if self._stopping:
-                        return
-            self._bytes_done += _size(path)
         await self._drain(until_idle=True)
         if not self._stopping:
             await queue.put(None)
