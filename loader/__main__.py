@@ -1,3 +1,4 @@
 from loader.cli import main
 
-main()
+if __name__ == "__main__":  # not when a --processes writer is spawned
+    main()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from loader.errors import ConfigError
 
@@ -62,7 +61,7 @@ class LoadConfig:
     keys: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "csv_types", MappingProxyType(dict(self.csv_types)))
+        object.__setattr__(self, "csv_types", dict(self.csv_types))  # a copy: ours alone
         if not self.sources:
             raise ConfigError("No SOURCE given: name at least one file, or - for stdin.")
         if self.sources.count("-") > 1:

@@ -58,6 +58,12 @@ async def load(
         SourceError: an input could not be opened or read.
     """
     async with connect(config, client) as (dynamo, sources, schemas):
+        if config.processes > 1 and not config.dry_run:
+            from loader.parallel import load_parallel
+
+            return await load_parallel(
+                config, dynamo, schemas, sources, clock or SystemClock(), on_progress, stop
+            )
         job = Job(
             config,
             dynamo,
@@ -306,7 +312,8 @@ class Job:
                 max_retries=config.max_retries,
             )
         )
-        self.total_bytes = sum(_size(p) for p, _ in sources)
+        self.sizes = [_size(p) for p, _ in sources]
+        self.total_bytes = sum(self.sizes)
         self._bytes_done = 0
         # Only the job that reads the input sees its first record (not a shard's).
         self._first = feed is None
@@ -425,7 +432,7 @@ class Job:
                     metrics.skipped_on_resume = self.skip
                     first = self.skip + 1
                 yield list(zip(range(first, seq + 1), records, strict=True))
-            self._bytes_done += _size(path)
+            self._bytes_done += self.sizes[self.sources.index((path, fmt))]
 
     async def _read(self) -> None:
         queue, batcher, metrics, ledger = self.queue, self.batcher, self.metrics, self.ledger
@@ -464,6 +471,11 @@ class Job:
             if self.batcher.idle if until_idle else self.batcher.waiting <= limit:
                 return
             await self.ledger.released.wait()
+
+    def check_first(self, seq: int, record: Record) -> Write | None:
+        """Encode the job's first record for its checks alone (a reader that hands records
+        on to other processes calls this): raises ConfigError, or records a reject."""
+        return self._encode(seq, record)
 
     def _encode(self, seq: int, record: Record) -> Write | None:
         table = record.table or self.config.table

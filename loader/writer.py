@@ -70,7 +70,12 @@ class Writer:
                 response = await self._client.batch_write_item(_request_items(pending))
             except TransientError as exc:
                 self._metrics.on_error(throttled=exc.throttled)
-                self._limiter.settle(taken=estimated, consumed=0.0, throttled=exc.throttled)
+                self._limiter.settle(
+                    taken=estimated,
+                    consumed=0.0,
+                    throttled=exc.throttled,
+                    refused=estimated if exc.throttled else 0.0,
+                )
                 last_error = str(exc)
                 continue
             except RequestRejected as exc:
@@ -85,7 +90,10 @@ class Writer:
     ) -> tuple[list[Write], str]:
         left = self._unprocessed(pending, response.get("UnprocessedItems") or {})
         done = [w for w in pending if w not in left] if left else pending
-        consumed = sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
+        capacity = response.get("ConsumedCapacity")
+        consumed = sum(c.get("CapacityUnits", 0.0) for c in capacity or ())
+        # A server that reports no capacity (moto, proxies): pace by our own estimate.
+        accepted = consumed if capacity else float(sum(w.wcu for w in done))
         deletes = sum(1 for w in done if w.delete)
         now = self._clock.now()
         self._metrics.on_response(
@@ -97,7 +105,12 @@ class Writer:
             estimated=sum(w.wcu for w in done),
             unprocessed=len(left),
         )
-        self._limiter.settle(taken=estimated, consumed=consumed, throttled=bool(left))
+        self._limiter.settle(
+            taken=estimated,
+            consumed=accepted,
+            throttled=bool(left),
+            refused=float(sum(w.wcu for w in left)),
+        )
         if done:
             self._outcomes.written(done)
         return left, f"{len(left)} items still unprocessed (throttled)"

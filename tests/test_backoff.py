@@ -8,7 +8,7 @@ from statistics import fmean
 
 import pytest
 
-from loader.backoff import Backoff, RateLimiter
+from loader.backoff import DECREASE, FAST_INCREASE, INCREASE, THROTTLED_SHARE, Backoff, RateLimiter
 
 
 class FakeClock:
@@ -140,29 +140,32 @@ async def test_with_max_wcu_the_rate_never_adapts() -> None:
 # --- RateLimiter: adaptive ----------------------------------------------------------------
 
 
-def steady(limiter: RateLimiter, clock: FakeClock, *, per_second: float, until: float) -> None:
-    """DynamoDB accepts `per_second` WCU a second: a response every 0.1 s from now to `until`."""
-    tick = round(clock.t * 10)
-    while tick / 10 < until:
-        clock.t = tick / 10
-        limiter.settle(taken=per_second / 10, consumed=per_second / 10, throttled=False)
-        tick += 1
-    clock.t = until
+def second(
+    limiter: RateLimiter, clock: FakeClock, *, accepted: float, refused: float = 0.0
+) -> None:
+    """One second of responses, one every 0.1 s: DynamoDB accepts `accepted` WCU in it and
+    turns `refused` away; the limiter judges the second at its end."""
+    start = round(clock.t * 10)
+    for tick in range(1, 11):
+        clock.t = (start + tick) / 10
+        limiter.settle(
+            taken=(accepted + refused) / 10,
+            consumed=accepted / 10,
+            throttled=refused > 0,
+            refused=refused / 10,
+        )
 
 
-def throttle(limiter: RateLimiter, clock: FakeClock, at: float) -> None:
-    clock.t = at
-    limiter.settle(taken=10, consumed=0, throttled=True)
-
-
-def quiet(limiter: RateLimiter, clock: FakeClock, at: float) -> None:
-    clock.t = at
-    limiter.settle(taken=1, consumed=1, throttled=False)
+def adaptive(clock: FakeClock) -> RateLimiter:
+    """An adaptive limiter whose first second starts now (it counts from a first answer)."""
+    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
+    limiter.settle(taken=0, consumed=0, throttled=False)
+    return limiter
 
 
 async def test_adaptive_starts_unlimited() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
+    limiter = adaptive(clock)
     for _ in range(1000):
         await limiter.acquire(1000)
         limiter.settle(taken=1000, consumed=1000, throttled=False)
@@ -171,22 +174,30 @@ async def test_adaptive_starts_unlimited() -> None:
 
 
 @pytest.mark.parametrize("accepted", [100.0, 1000.0, 5000.0])
-async def test_a_throttle_cuts_the_rate_to_70_percent_of_what_was_accepted_last_second(
+async def test_a_throttled_second_cuts_the_rate_to_90_percent_of_what_was_accepted(
     accepted: float,
 ) -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=accepted * 3, until=2.0)  # older than a second: ignored
-    steady(limiter, clock, per_second=accepted, until=3.0)
-    throttle(limiter, clock, at=3.0)
-    assert limiter.rate == pytest.approx(0.7 * accepted, rel=0.1)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=accepted * 3)
+    second(limiter, clock, accepted=accepted, refused=accepted)  # half refused
+    assert limiter.rate == pytest.approx(DECREASE * accepted)
 
 
-async def test_after_a_throttle_acquire_waits_at_the_new_rate() -> None:
+async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=200, until=3.0)
-    throttle(limiter, clock, at=3.0)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=1000, refused=1000)
+    cut = limiter.rate
+    assert cut == pytest.approx(900)
+    second(limiter, clock, accepted=900, refused=900 * THROTTLED_SHARE / 2)
+    assert limiter.rate == pytest.approx(cut * (1 + INCREASE))
+
+
+async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=200, refused=200)
     rate = limiter.rate
     assert rate is not None
     await limiter.acquire(rate / 2)  # no burst saved up: the cut empties the bucket
@@ -194,67 +205,99 @@ async def test_after_a_throttle_acquire_waits_at_the_new_rate() -> None:
     assert clock.sleeps == [pytest.approx(0.5), pytest.approx(1.0)]
 
 
-async def test_throttles_within_one_second_cut_the_rate_once() -> None:
+async def test_the_rate_is_judged_once_a_second_not_per_response() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=1000, until=3.0)
-    throttle(limiter, clock, at=3.0)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=1000, refused=1000)
     first_cut = limiter.rate
     assert first_cut is not None
-    for t in (3.2, 3.5, 3.9):
-        throttle(limiter, clock, at=t)  # responses already in flight: same congestion
+    for t in (1.2, 1.5, 1.7, 1.9):  # more responses inside the next second
+        clock.t = t
+        limiter.settle(taken=100, consumed=100, throttled=False, refused=0)
         assert limiter.rate == first_cut
-    throttle(limiter, clock, at=4.0)  # a new second, still throttled: cut again
+    clock.t = 2.0
+    limiter.settle(taken=100, consumed=100, throttled=False, refused=0)
+    assert limiter.rate == pytest.approx(first_cut * (1 + INCREASE))
+
+
+async def test_refusals_that_do_not_ease_when_the_rate_is_cut_stop_cutting_it() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=4000)
+    for _ in range(60):  # a flaky network: 20% refused whatever the rate
+        rate = limiter.rate or 4000.0
+        second(limiter, clock, accepted=rate * 0.8, refused=rate * 0.2)
     assert limiter.rate is not None
-    assert limiter.rate < first_cut
+    assert limiter.rate > 4000 / 2
+
+
+async def test_a_real_drop_in_capacity_is_followed_all_the_way_down() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=4000)
+    for _ in range(30):  # the table now takes 100 WCU/s, whatever is sent
+        rate = limiter.rate or 4000.0
+        second(limiter, clock, accepted=min(rate, 100), refused=max(rate - 100, 0))
+    assert limiter.rate is not None
+    assert limiter.rate < 150
+
+
+async def test_against_a_fixed_capacity_the_rate_settles_just_under_it() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    accepted_per_second = []
+    for _ in range(60):  # a table that takes 1,000 WCU/s
+        rate = limiter.rate or 5000.0
+        accepted_per_second.append(min(rate, 1000))
+        second(limiter, clock, accepted=min(rate, 1000), refused=max(rate - 1000, 0))
+    settled = accepted_per_second[10:]
+    assert sum(settled) / len(settled) >= 900
+    over = sum(1 for a in settled if a >= 1000)
+    assert over / len(settled) <= 0.5
 
 
 async def test_a_throttle_before_anything_was_accepted_still_lets_the_job_go_on() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    throttle(limiter, clock, at=0.5)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=0, refused=100)
     assert limiter.rate is not None
-    assert limiter.rate >= 1.0
+    assert limiter.rate >= 25.0
     await limiter.acquire(10)
-    assert sum(clock.sleeps) <= 10.0
+    assert sum(clock.sleeps) <= 1.0
 
 
-async def test_quiet_seconds_probe_the_rate_up_by_5_percent() -> None:
+async def test_quiet_seconds_probe_the_rate_up_gently_and_at_least_10_wcu() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=1000, until=3.0)
-    throttle(limiter, clock, at=3.0)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=1000, refused=1000)
     cut = limiter.rate
     assert cut is not None
-    quiet(limiter, clock, at=3.5)  # under a second since the cut: no change yet
-    assert limiter.rate == cut
-    quiet(limiter, clock, at=4.0)
-    assert limiter.rate == pytest.approx(cut * 1.05)
-    quiet(limiter, clock, at=4.5)
-    quiet(limiter, clock, at=5.0)
-    assert limiter.rate == pytest.approx(cut * 1.05**2)
+    second(limiter, clock, accepted=cut)
+    second(limiter, clock, accepted=cut)
+    assert limiter.rate == pytest.approx(cut * (1 + INCREASE) ** 2)
+    low = adaptive(clock)
+    second(low, clock, accepted=100, refused=100)
+    assert low.rate == pytest.approx(90)
+    second(low, clock, accepted=90)
+    assert low.rate == pytest.approx(100)  # 3% of 90 is under 10
 
 
-async def test_at_a_low_rate_the_probe_step_is_at_least_10_wcu() -> None:
+async def test_far_below_the_best_second_the_rate_climbs_back_fast() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=100, until=3.0)
-    throttle(limiter, clock, at=3.0)
-    cut = limiter.rate
-    assert cut is not None
-    assert cut < 200  # 5% of it is under 10
-    quiet(limiter, clock, at=4.0)
-    quiet(limiter, clock, at=5.0)
-    assert limiter.rate == pytest.approx(cut + 20)
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=1000)
+    second(limiter, clock, accepted=100, refused=900)  # one bad second: cut to 90
+    assert limiter.rate == pytest.approx(90)
+    second(limiter, clock, accepted=90)
+    assert limiter.rate == pytest.approx(90 * (1 + FAST_INCREASE))
 
 
-async def test_probing_up_after_a_throttle_raises_what_acquire_allows() -> None:
+async def test_probing_up_raises_what_acquire_allows() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=100, until=3.0)
-    throttle(limiter, clock, at=3.0)
-    for second in range(4, 30):
-        quiet(limiter, clock, at=float(second))
+    limiter = adaptive(clock)
+    second(limiter, clock, accepted=100, refused=100)
+    for _ in range(26):
+        second(limiter, clock, accepted=limiter.rate or 0.0)
     assert limiter.rate is not None
     assert limiter.rate > 200
     rate = limiter.rate
@@ -262,17 +305,3 @@ async def test_probing_up_after_a_throttle_raises_what_acquire_allows() -> None:
     for _ in range(300):
         await limiter.acquire(rate / 100)  # three seconds' worth at the raised rate
     assert 2.0 - 1e-9 <= clock.t - start <= 3.0 + 1e-9
-
-
-async def test_a_throttle_after_quiet_seconds_drops_the_saved_up_burst() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    steady(limiter, clock, per_second=100, until=3.0)
-    throttle(limiter, clock, at=3.0)
-    for second in range(4, 10):
-        quiet(limiter, clock, at=float(second))  # the bucket fills up meanwhile
-    throttle(limiter, clock, at=10.0)
-    rate = limiter.rate
-    assert rate is not None
-    await limiter.acquire(rate / 2)
-    assert clock.sleeps == [pytest.approx(0.5)]

@@ -9,19 +9,30 @@ from loader.sources import Chunk, Record, Reject
 from loader.sources._lines import line_chunks
 
 
-async def read_jsonl(path: str, name: str) -> AsyncIterator[Chunk]:
+def jsonl_record(name: str, number: int, raw: bytes) -> Record | Reject:
+    """One line as a Record, or a Reject saying why not.
+
+    Bytes go straight to the parser (it checks UTF-8 itself); the raw line is kept
+    for the rejects file, decoded only if it is ever needed there.
+    """
+    try:
+        return Record(name, number, parse_json(raw), raw)
+    except CodecError as exc:
+        return Reject(name, number, str(exc), raw)
+
+
+async def raw_lines(path: str) -> AsyncIterator[tuple[list[tuple[int, bytes]], int]]:
+    """The non-blank lines with their numbers, unparsed (for a reader that only routes)."""
     async for chunk in line_chunks(path):
-        out: list[Record | Reject] = []
-        number = chunk.first - 1
-        for raw in chunk.lines:
-            number += 1
-            # Bytes go straight to the parser (it checks UTF-8 itself); the raw line is
-            # kept for the rejects file, decoded only if it is ever needed there.
-            try:
-                out.append(Record(name, number, parse_json(raw), raw))
-            except CodecError as exc:
-                if raw.isspace() or not raw:
-                    continue
-                out.append(Reject(name, number, str(exc), raw))
-        if out:
-            yield out, chunk.offset
+        lines = [
+            (number, raw)
+            for number, raw in enumerate(chunk.lines, chunk.first)
+            if raw and not raw.isspace()
+        ]
+        if lines:
+            yield lines, chunk.offset
+
+
+async def read_jsonl(path: str, name: str) -> AsyncIterator[Chunk]:
+    async for lines, offset in raw_lines(path):
+        yield [jsonl_record(name, number, raw) for number, raw in lines], offset

@@ -1,0 +1,167 @@
+"""--processes: writer processes fed by one reader. Every operation on a key goes through
+one process in input order, so the last write wins however far apart the duplicates are;
+rejects, counts and checkpoints are merged."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loader.local import DynamoDBLocal
+from tests.conftest import TableFactory, run_cli, scan_table
+from tests.faultproxy import FaultConfig, FaultProxy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
+    with FaultProxy(ddb_local.url) as running:
+        yield running
+
+
+def write_records(path: Path, count: int) -> dict[str, int]:
+    """`count` records, where every tenth key comes back much later (and once right after)
+    with a new value; returns each key's last value."""
+    records = [{"PK": f"P#{i}", "SK": "S", "v": i} for i in range(count)]
+    for i in range(0, count, 10):
+        records.append({"PK": f"P#{i}", "SK": "S", "v": 1_000_000 + i})  # far apart
+    for i in range(5, count, 50):
+        records.insert(i + 1, {"PK": f"P#{i}", "SK": "S", "v": 2_000_000 + i})  # adjacent
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return {r["PK"]: r["v"] for r in records}
+
+
+@pytest.mark.timeout(240)
+def test_with_two_processes_under_faults_each_key_ends_with_its_last_write(
+    ddb_local: DynamoDBLocal, proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+) -> None:
+    table = make_table(gsi=False)
+    source = tmp_path / "dups.jsonl"
+    last = write_records(source, 6_000)
+    proxy.config = FaultConfig(p_unprocessed=0.2, p_500_after=0.05, seed=7)
+    report = tmp_path / "report.json"
+
+    run_cli(
+        "load",
+        str(source),
+        "--table",
+        table,
+        "--endpoint-url",
+        proxy.url,
+        "--processes",
+        "2",
+        "--workers",
+        "8",
+        "--no-progress",
+        "--report",
+        str(report),
+        check_status=0,
+    )
+
+    stored = {item["PK"]["S"]: int(item["v"]["N"]) for item in scan_table(ddb_local.url, table)}
+    assert stored == last
+    numbers = json.loads(report.read_text())
+    lines = len(source.read_text().splitlines())
+    assert numbers["records_read"] == numbers["items_written"] == lines
+    assert numbers["unprocessed_retries"] > 0  # the faults did happen, in the writers
+
+
+def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    table = make_table(gsi=False)
+    lines = [json.dumps({"PK": f"P#{i}", "SK": "S"}) for i in range(3000)]
+    lines[100] = '{"PK": "broken'  # the writer's parser rejects it
+    lines[2000] = json.dumps({"SK": "no partition key"})  # the writer's codec rejects it
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
+
+    result = run_cli(
+        "load",
+        str(source),
+        "--table",
+        table,
+        "--endpoint-url",
+        ddb_local.url,
+        "--processes",
+        "2",
+        "--rejects",
+        str(rejects),
+        "--report",
+        str(report),
+        "--no-progress",
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert sorted(json.loads(x)["line"] for x in rejects.read_text().splitlines()) == [101, 2001]
+    numbers = json.loads(report.read_text())
+    assert numbers["items_written"] == 2998
+    assert numbers["rejected"] == 2
+    assert numbers["records_read"] == 3000
+    assert len(scan_table(ddb_local.url, table)) == 2998
+
+
+@pytest.mark.timeout(240)
+def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
+    ddb_local: DynamoDBLocal, proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+) -> None:
+    table = make_table(gsi=False)
+    source = tmp_path / "in.jsonl"
+    last = write_records(source, 8_000)
+    checkpoint = tmp_path / "load.ckpt"
+    proxy.config = FaultConfig(latency_s=0.05)  # slow enough to be stopped midway
+    args = [
+        sys.executable,
+        "-m",
+        "loader",
+        "load",
+        str(source),
+        "--table",
+        table,
+        "--endpoint-url",
+        proxy.url,
+        "--processes",
+        "2",
+        "--workers",
+        "4",
+        "--checkpoint",
+        str(checkpoint),
+        "--no-progress",
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 3, err
+    assert "outcome          aborted: interrupted" in out  # the summary, merged
+    done = json.loads(checkpoint.read_text())["records_done"]
+    assert 0 < done < len(source.read_text().splitlines())
+
+    proxy.config = FaultConfig()
+    resumed = run_cli(
+        "load",
+        str(source),
+        "--table",
+        table,
+        "--endpoint-url",
+        proxy.url,
+        "--processes",
+        "2",
+        "--checkpoint",
+        str(checkpoint),
+        "--resume",
+        "--no-progress",
+        check_status=0,
+    )
+    assert f"skipped (resume) {done:,}" in resumed.stdout
+    stored = {item["PK"]["S"]: int(item["v"]["N"]) for item in scan_table(ddb_local.url, table)}
+    assert stored == last
