@@ -73,8 +73,8 @@ class LoadReport:
 
     @property
     def exit_status(self) -> int:
-        """0 all written, 1 finished with rejects, 3 aborted."""
-        if self.outcome.startswith("aborted"):
+        """0 all written, 1 finished with rejects, 3 aborted or retries exhausted."""
+        if self.outcome.startswith(("aborted", "retries exhausted")):
             return 3
         return 1 if self.rejected else 0
 
@@ -111,6 +111,7 @@ class Metrics:
         self.consumed_wcu = 0.0
         self.estimated_wcu = 0.0
         self.bytes_read = 0
+        self.gave_up = 0  # rejected after --max-retries (also counted in `rejected`)
         self.latency = Histogram()
         self._window: deque[tuple[float, int, float]] = deque()
 
@@ -163,6 +164,11 @@ class Metrics:
         )
 
     def report(self, now: float, outcome: str = "ok") -> LoadReport:
+        if outcome == "ok" and self.gave_up:
+            outcome = (
+                f"retries exhausted: DynamoDB kept refusing {self.gave_up:,} records "
+                "(they are in the rejects file)"
+            )
         elapsed = max(now - self.started, 1e-9)
         written = self.items_written + self.deletes_written
         return LoadReport(

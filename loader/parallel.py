@@ -55,6 +55,7 @@ COUNTERS = (
     "errors_retried",
     "consumed_wcu",
     "estimated_wcu",
+    "gave_up",
 )
 
 

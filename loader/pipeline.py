@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -100,7 +101,7 @@ def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
     resolved = []
     for path in config.sources:
         fmt = config.format if config.format != "auto" else detect_format(path)
-        if path != "-" and not _exists(path):
+        if path != "-" and not os.path.exists(path):
             raise ConfigError(f"Cannot read {path}: no such file or folder.")
         for file in expand(path) if fmt == "ddb-json" else [path]:
             resolved.append((file, fmt))
@@ -112,12 +113,6 @@ def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
         if fmt == "request-items" and path == "-":
             raise ConfigError("A request-items file cannot come from standard input: name it.")
     return resolved
-
-
-def _exists(path: str) -> bool:
-    import os
-
-    return os.path.exists(path)
 
 
 async def preflight(
@@ -555,8 +550,6 @@ def _dry_run(job: Job) -> Worker:
 
 
 def _size(path: str) -> int:
-    import os
-
     try:
         return os.path.getsize(path) if path != "-" else 0
     except OSError:

@@ -17,6 +17,7 @@ from loader.batcher import BatchQueue, batches
 from loader.client import RequestRejected, TransientError
 from loader.codec import AttributeValue, Item, KeySchema, Write
 from loader.config import LoadConfig
+from loader.errors import RetriesExhausted
 from loader.pipeline import Job, connect
 
 MAX_GET_KEYS = 100
@@ -131,8 +132,10 @@ class _Checker:
         while request:
             if attempt:
                 if attempt > self._job.config.max_retries:
-                    raise TransientError(
-                        "BatchGetItem kept returning UnprocessedKeys", throttled=True
+                    raise RetriesExhausted(
+                        "BatchGetItem kept returning UnprocessedKeys",
+                        operations=list(request.items()),
+                        attempts=attempt,
                     )
                 await self._job.clock.sleep(self._job.backoff.delay(attempt))
             attempt += 1
@@ -241,7 +244,11 @@ async def get_items(
         attempt = 0
         while chunk:
             if attempt > max_retries:
-                raise TransientError("BatchGetItem kept returning UnprocessedKeys", throttled=True)
+                raise RetriesExhausted(
+                    "BatchGetItem kept returning UnprocessedKeys",
+                    operations=list(chunk.items()),
+                    attempts=attempt,
+                )
             if attempt:
                 await clock.sleep(backoff.delay(attempt))
             attempt += 1

@@ -58,6 +58,7 @@ class Writer:
         while pending:
             if attempt > self._max_retries:
                 reason = f"gave up after {attempt} attempts: {last_error}"
+                self._metrics.gave_up += len(pending)
                 self._outcomes.rejected(pending, reason)
                 return
             if attempt:

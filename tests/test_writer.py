@@ -117,3 +117,5 @@ async def test_when_retries_run_out_the_records_are_rejected_not_dropped(tmp_pat
     assert report.items_written == 59
     assert report.rejected == 1
     assert report.items_written + report.rejected == report.records_read
+    assert report.exit_status == 3  # the job finished, but DynamoDB kept refusing a record
+    assert report.outcome.startswith("retries exhausted")
