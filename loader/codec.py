@@ -165,6 +165,11 @@ def _number_key(text: str) -> str:
     return "0" if value.is_zero() else str(value.normalize(_EXACT))
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    """A value short enough to quote in a reason (the record itself is in the rejects file)."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 def _key_bytes(text: str, kind: str) -> int:
     if kind == "B":
         try:
@@ -183,11 +188,11 @@ def number_size(text: str) -> int:
     if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
         raise CodecError(f"{text} is not a number DynamoDB can store")
     if _NUMBER.fullmatch(text) is None:
-        raise CodecError(f"{text!r} is not a number")
+        raise CodecError(f"{_clip(text)!r} is not a number")
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise CodecError(f"{text!r} is not a number") from None
+        raise CodecError(f"{_clip(text)!r} is not a number") from None
     if value.is_zero():
         return 1
     sign, digits, exponent = value.as_tuple()
@@ -195,11 +200,11 @@ def number_size(text: str) -> int:
     significant = text_digits.rstrip("0")
     if len(significant) > MAX_DIGITS:
         raise CodecError(
-            f"number {text} has {len(significant)} significant digits; DynamoDB keeps 38"
+            f"number {_clip(text)} has {len(significant)} significant digits; DynamoDB keeps 38"
         )
     magnitude = value.adjusted()
     if magnitude > MAX_EXPONENT or magnitude < MIN_EXPONENT:
-        raise CodecError(f"number {text} is out of DynamoDB's range (1E-130 to 9.9E+125)")
+        raise CodecError(f"number {_clip(text)} is out of DynamoDB's range (1E-130 to 9.9E+125)")
     assert isinstance(exponent, int)
     lowest = exponent + len(text_digits) - len(significant)
     return _pairs(lowest, magnitude) + 1 + sign

@@ -272,6 +272,7 @@ async def load_parallel(
         to_main.close()
         writers.append(_Writer(process, from_main, from_child, asyncio.Queue(2)))
     outcome = ""
+    cancelled = False
     last_seq = job.skip
     window: deque[tuple[float, int, float]] = deque()
 
@@ -437,15 +438,17 @@ async def load_parallel(
         stop_writers(signal.SIGKILL)
         raise caught.exceptions[0] from None
     except* asyncio.CancelledError:
-        stop_writers(signal.SIGKILL)
-        save()
-        raise
+        cancelled = True
     finally:
         for writer in writers:
             writer.process.join(timeout=config.stop_grace_s + 5)
             if writer.process.is_alive():
                 writer.process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+    if cancelled:
+        stop_writers(signal.SIGKILL)
+        save()
+        raise asyncio.CancelledError  # bare, not in a group: the CLI reports "stopped at once"
     for writer in writers:
         if writer.state.get("kind") == "config":
             raise ConfigError(writer.state["error"])

@@ -331,6 +331,7 @@ class Job:
         """Run to the end of the input, or until `stop` is set (then: stop reading, let the
         batches in flight finish for up to `stop_grace_s`, and report "aborted")."""
         done = asyncio.Event()
+        cancelled = False
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._work(done))
@@ -343,9 +344,12 @@ class Job:
             self._close()
             raise _leaf(caught) from None
         except* asyncio.CancelledError:
+            cancelled = True
+        if cancelled:
             # Stopped at once (a second signal): what is durable so far is what counts.
+            # Raised bare, outside `except*`, so callers see a CancelledError, not a group.
             self._close()
-            raise
+            raise asyncio.CancelledError
         self._close()
         outcome = f"aborted: {self._stopping}" if self._stopping else "ok"
         if self.config.dry_run and not self._stopping:
