@@ -310,8 +310,9 @@ class Job:
         self.sizes = [_size(p) for p, _ in sources]
         self.total_bytes = sum(self.sizes)
         self._bytes_done = 0
-        # Only the job that reads the input sees its first record (not a shard's).
-        self._first = feed is None
+        # Only the job that reads the input from its start sees its first record (not a
+        # writer process, not a resumed job).
+        self._first = feed is None and self.skip == 0
         self._stopping: str | None = None
         self._deadline: asyncio.Timeout | None = None
 

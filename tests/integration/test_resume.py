@@ -1,0 +1,355 @@
+"""Issue 3, item 5: checkpoint and resume, against a real DynamoDB Local.
+
+The loader runs as a user runs it (`python -m loader load … --checkpoint F [--resume]`)
+and is killed with SIGKILL; the table is read back directly from DynamoDB Local and
+compared with the input, item by item.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from loader.local import DynamoDBLocal
+from tests.conftest import TableFactory, run_cli, scan_table, sync_client
+from tests.faultproxy import FaultConfig, FaultProxy
+
+pytestmark = pytest.mark.integration
+
+_deserialize = TypeDeserializer().deserialize
+Key = tuple[str, str]
+
+
+def record(i: int) -> dict[str, Any]:
+    """Input record number `i` (line i + 1): ~260 bytes, 1 WCU."""
+    return {"PK": f"ITEM#{i:06d}", "SK": "A", "n": i, "name": f"item {i}", "pad": "x" * 200}
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> list[str]:
+    lines = [json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def plain(line: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(line, parse_float=Decimal, parse_int=Decimal)
+    return value
+
+
+def expected_of(lines: list[str]) -> dict[Key, dict[str, Any]]:
+    return {(v["PK"], v["SK"]): v for v in map(plain, lines)}
+
+
+def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
+    items = [{k: _deserialize(v) for k, v in item.items()} for item in scan_table(url, table)]
+    return {(item["PK"], item["SK"]): item for item in items}
+
+
+def assert_table_equals(actual: dict[Key, Any], expected: dict[Key, Any]) -> None:
+    missing = expected.keys() - actual.keys()
+    extra = actual.keys() - expected.keys()
+    assert not missing, f"{len(missing)} items lost, e.g. {sorted(missing)[:5]}"
+    assert not extra, f"{len(extra)} unexpected items, e.g. {sorted(extra)[:5]}"
+    wrong = [k for k, v in expected.items() if actual[k] != v]
+    assert not wrong, f"{len(wrong)} items differ, e.g. {wrong[0]}: {actual[wrong[0]]}"
+
+
+def loader_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "loader", "load", *args, "--no-progress"]
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    data: dict[str, Any] = json.loads(text)  # must always parse: the file is written atomically
+    return data
+
+
+def fetch(url: str, table: str, keys: list[Key]) -> dict[Key, dict[str, Any]]:
+    """Items by key, read with BatchGetItem directly from DynamoDB Local."""
+    client = sync_client(url)
+    out: dict[Key, dict[str, Any]] = {}
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [
+                    {"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + 100]
+                ],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(table, []):
+                value = {k: _deserialize(v) for k, v in item.items()}
+                out[(value["PK"], value["SK"])] = value
+            request = answer.get("UnprocessedKeys") or {}
+    return out
+
+
+@pytest.fixture
+def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
+    with FaultProxy(ddb_local.url, FaultConfig()) as p:
+        yield p
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+@pytest.mark.timeout(200)
+def test_sigkill_at_five_random_moments_then_resume_loads_the_input_exactly(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    total = 50_000
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
+    lines = write_jsonl(source, [record(i) for i in range(total)])
+    expected = expected_of(lines)
+    keys = list(expected)
+    table = make_table(gsi=False)
+    # Through the proxy (no faults) only to count what is sent: items are 1 WCU each,
+    # so its admitted WCU is the number of items written, resends included.
+    common = [str(source), "--table", table, "--endpoint-url", proxy.url]
+    common += ["--checkpoint", str(checkpoint), "--workers", "16"]
+    rng = random.Random(2024)
+    proxy.reset_stats()
+    done_at_kill: list[int] = []
+    busy_s = 0.0
+
+    for kill in range(5):
+        flags = ["--resume"] if kill else []
+        started = time.monotonic()
+        process = subprocess.Popen(
+            loader_command(*common, *flags), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        time.sleep(rng.uniform(1.0, 4.0))
+        assert process.poll() is None, "the load ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        busy_s += time.monotonic() - started
+        assert process.returncode == -signal.SIGKILL
+
+        state = read_checkpoint(checkpoint)
+        done = 0 if state is None else state["records_done"]
+        assert done >= (done_at_kill[-1] if done_at_kill else 0), "the checkpoint went back"
+        done_at_kill.append(done)
+        # The promise a checkpoint makes: every record below it is in the table.
+        sample = rng.sample(keys[:done], min(done, 300))
+        found = fetch(ddb_local.url, table, sample)
+        assert {k: expected[k] for k in sample} == found, f"kill {kill + 1}: at {done}"
+
+    report = tmp_path / "report.json"
+    started = time.monotonic()
+    final = subprocess.run(
+        loader_command(*common, "--resume", "--report", str(report)),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    busy_s += time.monotonic() - started
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    assert_table_equals(stored(ddb_local.url, table), expected)
+    numbers = json.loads(report.read_text())
+    assert numbers["records_read"] == total
+    assert numbers["skipped_on_resume"] == done_at_kill[-1]
+    assert numbers["rejected"] == 0
+    assert numbers["items_written"] + numbers["skipped_on_resume"] == total
+    assert read_checkpoint(checkpoint)["records_done"] == total  # type: ignore[index]
+
+    # Re-sent records stay within one checkpoint interval (1 s) per kill, plus the
+    # writes that were in flight (16 workers x 25 items) when the watermark was saved.
+    stats = proxy.stats()
+    sent = int(stats.admitted_wcu)
+    resent = sent - total
+    # The sending rate: a busy second's items (90th percentile), not the average, which
+    # the kills' start-up seconds drag down.
+    busy = sorted(w for _, w in stats.admitted_per_second if w > 0)
+    rate = busy[int(0.9 * (len(busy) - 1))]
+    bound = 5 * (rate * 1.0 + 16 * 25)
+    print(
+        f"SIGKILL x5: checkpoints at kills {done_at_kill}; sent {sent} for {total} "
+        f"(re-sent {resent}, {resent / 5:.0f} a kill); sending rate {rate:.0f} items/s "
+        f"(average {sent / busy_s:.0f} over {busy_s:.1f} s); bound {bound:.0f}"
+    )
+    assert 0 <= resent <= bound
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _change_bytes(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    at = data.index(b"item 7")
+    data[at : at + 6] = b"item X"  # same size, other contents (inside the first 64 KB)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _append(path: Path) -> Path:
+    with path.open("a") as handle:  # same first bytes, other size
+        handle.write(json.dumps(record(99_999)) + "\n")
+    return path
+
+
+def _copy(path: Path) -> Path:
+    other = path.with_name("copy.jsonl")  # same contents, another file
+    other.write_bytes(path.read_bytes())
+    return other
+
+
+@pytest.mark.parametrize(
+    "change", [_change_bytes, _append, _copy], ids=["other-bytes", "other-size", "other-file"]
+)
+def test_a_checkpoint_of_other_input_is_refused_before_anything_is_written(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, change: Any
+) -> None:
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
+    write_jsonl(source, [record(i) for i in range(400)])  # ~100 KB: past the first 64 KB
+    first = make_table(gsi=False)
+    run_cli(
+        "load", str(source), "--table", first, "--endpoint-url", ddb_local.url,
+        "--checkpoint", str(checkpoint), "--no-progress",
+        check_status=0,
+    )  # fmt: skip
+    before = checkpoint.read_text()
+    other = change(source)
+    second = make_table(gsi=False)
+
+    result = run_cli(
+        "load", str(other), "--table", second, "--endpoint-url", ddb_local.url,
+        "--checkpoint", str(checkpoint), "--resume", "--no-progress",
+    )  # fmt: skip
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    message = result.stderr.strip()
+    assert message.count("\n") == 0, message  # one sentence
+    assert "Traceback" not in message
+    assert "checkpoint" in message.lower()
+    assert "other input" in message
+    assert scan_table(ddb_local.url, second) == []
+    assert checkpoint.read_text() == before  # left as it was
+
+
+def test_resume_with_no_checkpoint_yet_starts_from_the_beginning_and_says_so(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "not-yet.json"
+    lines = write_jsonl(source, [record(i) for i in range(2_000)])
+    table = make_table(gsi=False)
+    report = tmp_path / "report.json"
+
+    result = run_cli(
+        "load", str(source), "--table", table, "--endpoint-url", ddb_local.url,
+        "--checkpoint", str(checkpoint), "--resume", "--report", str(report), "--no-progress",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no checkpoint" in result.stderr.lower()
+    assert "from the beginning" in result.stderr
+    assert_table_equals(stored(ddb_local.url, table), expected_of(lines))
+    numbers = json.loads(report.read_text())
+    assert numbers["skipped_on_resume"] == 0
+    assert numbers["items_written"] == numbers["records_read"] == len(lines)
+    assert read_checkpoint(checkpoint)["records_done"] == len(lines)  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- atomicity
+
+
+def test_the_checkpoint_is_valid_json_at_every_moment_of_a_load(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    total = 15_000
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
+    write_jsonl(source, [record(i) for i in range(total)])
+    table = make_table(gsi=False)
+    process = subprocess.Popen(
+        loader_command(
+            str(source),
+            "--table",
+            table,
+            "--endpoint-url",
+            ddb_local.url,
+            "--checkpoint",
+            str(checkpoint),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    reads = 0
+    seen: list[tuple[float, int]] = []
+    try:
+        while process.poll() is None:
+            try:
+                text = checkpoint.read_bytes()
+            except FileNotFoundError:
+                assert not seen, "the checkpoint vanished after it was first written"
+                time.sleep(0.001)
+                continue
+            reads += 1
+            data = json.loads(text)  # never half-written
+            assert set(data) >= {"records_done"}, data
+            done = data["records_done"]
+            assert 0 <= done <= total
+            if not seen or seen[-1][1] != done:
+                assert not seen or done > seen[-1][1], "the checkpoint went back"
+                seen.append((time.monotonic(), done))
+            time.sleep(0.001)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate()
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert read_checkpoint(checkpoint)["records_done"] == total  # type: ignore[index]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+    print(
+        f"checkpoint: {reads} reads, {len(seen)} values, largest gap {max(gaps, default=0):.2f} s"
+    )
+    assert reads >= 100
+    assert len(seen) >= 3, seen  # saved as it goes, not only at the end
+    # "at least once a second" while records finish (2.5 s: a busy 2-core machine)
+    assert max(gaps, default=0) <= 2.5, gaps
+
+
+# --------------------------------------------------------------------------- bad record
+
+
+def test_resume_that_starts_at_a_record_missing_its_key_rejects_it_like_the_first_run(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    from loader.checkpoint import Checkpoint, fingerprint
+
+    records: list[dict[str, Any]] = [record(i) for i in range(300)]
+    records[100] = {"SK": "A", "name": "no partition key"}  # line 101
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
+    lines = write_jsonl(source, records)
+    # The state a killed run leaves when everything up to line 100 was finished.
+    Checkpoint(str(checkpoint), fingerprint([str(source)])).save(100)
+    table = make_table(gsi=False)
+    rejects = tmp_path / "rejects.jsonl"
+
+    result = run_cli(
+        "load", str(source), "--table", table, "--endpoint-url", ddb_local.url,
+        "--checkpoint", str(checkpoint), "--resume", "--rejects", str(rejects), "--no-progress",
+    )  # fmt: skip
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    rows = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert [(r["line"], "'PK' is missing" in r["reason"]) for r in rows] == [(101, True)]
+    assert_table_equals(stored(ddb_local.url, table), expected_of(lines[101:]))
+    assert os.path.exists(checkpoint)
