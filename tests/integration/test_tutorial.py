@@ -367,3 +367,23 @@ def test_create_table_makes_an_on_demand_table_and_loads_it(
         int(i["id"]["N"]) for i in scan_table(ddb_local.url, "created-by-loader")
     ) == list(range(50))
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_request_file_naming_two_tables_writes_to_each(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    first, second = make_table(gsi=False), make_table(gsi=False)
+
+    def put(i: int) -> dict[str, Any]:
+        return {"PutRequest": {"Item": {"PK": {"S": f"P#{i}"}, "SK": {"S": "D"}}}}
+
+    request = tmp_path / "two-tables.json"
+    request.write_text(
+        json.dumps(
+            {first: [put(i) for i in range(30)], second: [put(i) for i in range(100, 140)]},
+            indent=2,
+        )
+    )
+    run_cli("load", str(request), "--endpoint-url", ddb_local.url, "--no-progress", check_status=0)
+    assert keys_of(scan_table(ddb_local.url, first)) == {f"P#{i}" for i in range(30)}
+    assert keys_of(scan_table(ddb_local.url, second)) == {f"P#{i}" for i in range(100, 140)}
