@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from loader.backoff import Clock, SystemClock
+from loader.backoff import Backoff, Clock, SystemClock
 from loader.batcher import BatchQueue, batches
-from loader.client import RequestRejected, TransientError
+from loader.client import TransientError
 from loader.codec import AttributeValue, Item, KeySchema, Write
 from loader.config import LoadConfig
 from loader.errors import RetriesExhausted
@@ -128,31 +128,17 @@ class _Checker:
             )
             entry["Keys"].append(schema.project(body))
         found: dict[tuple[str, ...], Item] = {}
-        attempt = 0
-        while request:
-            if attempt:
-                if attempt > self._job.config.max_retries:
-                    raise RetriesExhausted(
-                        "BatchGetItem kept returning UnprocessedKeys",
-                        operations=list(request.items()),
-                        attempts=attempt,
-                    )
-                await self._job.clock.sleep(self._job.backoff.delay(attempt))
-            attempt += 1
-            self.requests += 1
-            try:
-                response = await self._job.client.batch_get_item(request)
-            except TransientError:
-                continue
-            except RequestRejected:
-                raise
-            for table, items in response.get("Responses", {}).items():
-                for item in items:
-                    found[self._schemas[table].key_of(item)] = item
-            self.rcu += sum(
-                c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ()
-            )
-            request = response.get("UnprocessedKeys") or {}
+        result = await batch_get(
+            self._job.client,
+            request,
+            self._job.clock,
+            self._job.backoff,
+            self._job.config.max_retries,
+        )
+        for table, item in result.items:
+            found[self._schemas[table].key_of(item)] = item
+        self.rcu += result.consumed_rcu
+        self.requests += result.requests
         return found
 
     def _judge(self, write: Write, stored: Item | None) -> None:
@@ -220,7 +206,6 @@ async def get_items(
     Raises:
         ConfigError: the request is not shaped like the AWS CLI's file.
     """
-    from loader.backoff import Backoff
     from loader.errors import ConfigError
 
     clock = clock or SystemClock()
@@ -241,27 +226,44 @@ async def get_items(
         chunk: dict[str, Any] = {}
         for table, key in pending[start : start + MAX_GET_KEYS]:
             chunk.setdefault(table, {"Keys": [], **options[table]})["Keys"].append(key)
-        attempt = 0
-        while chunk:
-            if attempt > max_retries:
-                raise RetriesExhausted(
-                    "BatchGetItem kept returning UnprocessedKeys",
-                    operations=list(chunk.items()),
-                    attempts=attempt,
-                )
-            if attempt:
-                await clock.sleep(backoff.delay(attempt))
-            attempt += 1
-            requests += 1
-            try:
-                response = await client.batch_get_item(chunk)
-            except TransientError:
-                continue
-            for table, found in response.get("Responses", {}).items():
-                items += [(table, item) for item in found]
-            rcu += sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
-            chunk = response.get("UnprocessedKeys") or {}
+        result = await batch_get(client, chunk, clock, backoff, max_retries)
+        items += result.items
+        rcu += result.consumed_rcu
+        requests += result.requests
     return GetResult(items=items, consumed_rcu=rcu, requests=requests)
+
+
+async def batch_get(
+    client: Any, request: dict[str, Any], clock: Clock, backoff: Backoff, max_retries: int
+) -> GetResult:
+    """One BatchGetItem request (at most 100 keys), its `UnprocessedKeys` retried with
+    backoff until none are left.
+
+    Raises:
+        RetriesExhausted: DynamoDB still held keys back after `max_retries` retries.
+    """
+    items: list[tuple[str, Item]] = []
+    rcu = 0.0
+    attempt = 0
+    while request:
+        if attempt > max_retries:
+            raise RetriesExhausted(
+                "BatchGetItem kept returning UnprocessedKeys",
+                operations=list(request.items()),
+                attempts=attempt,
+            )
+        if attempt:
+            await clock.sleep(backoff.delay(attempt))
+        attempt += 1
+        try:
+            response = await client.batch_get_item(request)
+        except TransientError:
+            continue
+        for table, found in response.get("Responses", {}).items():
+            items += [(table, item) for item in found]
+        rcu += sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
+        request = response.get("UnprocessedKeys") or {}
+    return GetResult(items=items, consumed_rcu=rcu, requests=attempt)
 
 
 def to_plain(value: AttributeValue) -> Any:
