@@ -118,7 +118,7 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
     source = tmp_path / "in.jsonl"
     last = write_records(source, 8_000)
     checkpoint = tmp_path / "load.ckpt"
-    proxy.config = FaultConfig(latency_s=0.05)  # slow enough to be stopped midway
+    proxy.config = FaultConfig(latency_s=0.2)  # ~1,000 items/s: still running at 4 s
     args = [
         sys.executable,
         "-m",
