@@ -1,0 +1,68 @@
+"""Invariant 4, bounded memory: the loader's peak RSS does not grow with its input.
+Measured on a child process (its own rusage), against the zero-work endpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.catalog import products, write_jsonl
+from loader.local import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def null_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.null_endpoint", str(port)])
+    time.sleep(1.0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def peak_rss_mb(source: Path, endpoint: str) -> float:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loader",
+            "load",
+            str(source),
+            "--table",
+            "bench",
+            "--endpoint-url",
+            endpoint,
+            "--processes",
+            "1",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    process.returncode = 0
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.timeout(240)
+def test_peak_memory_does_not_grow_with_the_input(null_endpoint: str, tmp_path: Path) -> None:
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    write_jsonl(str(small), products(20_000))
+    write_jsonl(str(large), products(200_000))  # 10x the input, ~128 MB
+    small_mb = peak_rss_mb(small, null_endpoint)
+    large_mb = peak_rss_mb(large, null_endpoint)
+    assert large_mb <= small_mb * 1.25, (small_mb, large_mb)
+    assert large_mb < 200
