@@ -109,3 +109,19 @@ def run_cli(
     if check_status is not None:
         assert result.returncode == check_status, result.stderr[-3000:]
     return result
+
+
+def load_into(
+    table: str, endpoint: str, *args: str, check_status: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ddb-loader load ARGS --table TABLE --endpoint-url ENDPOINT --no-progress`."""
+    return run_cli(
+        "load",
+        *args,
+        "--table",
+        table,
+        "--endpoint-url",
+        endpoint,
+        "--no-progress",
+        check_status=check_status,
+    )

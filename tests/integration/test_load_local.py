@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from benchmarks.catalog import CSV_TYPES, products, write_csv, write_jsonl
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table
+from tests.conftest import TableFactory, load_into, run_cli, scan_table
 
 pytestmark = pytest.mark.integration
 
@@ -57,13 +57,10 @@ def test_jsonl_load_writes_every_good_record_exactly_and_rejects_each_bad_one(
     source.write_text("\n".join(lines) + "\n")
     rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
 
-    result = run_cli(
-        "load",
-        str(source),
-        "--table",
+    result = load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
+        str(source),
         "--rejects",
         str(rejects),
         "--report",
@@ -122,13 +119,10 @@ def test_csv_load_types_columns_and_matches_the_file_row_by_row(
     flags = [f"--csv-type={column}={kind}" for column, kind in CSV_TYPES.items()]
     report = tmp_path / "report.json"
 
-    run_cli(
-        "load",
-        str(source),
-        "--table",
+    load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
+        str(source),
         "--report",
         str(report),
         "--no-progress",

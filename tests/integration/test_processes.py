@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table
+from tests.conftest import TableFactory, load_into, scan_table
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -49,13 +49,10 @@ def test_with_two_processes_under_faults_each_key_ends_with_its_last_write(
     proxy.config = FaultConfig(p_unprocessed=0.2, p_500_after=0.05, seed=7)
     report = tmp_path / "report.json"
 
-    run_cli(
-        "load",
-        str(source),
-        "--table",
+    load_into(
         table,
-        "--endpoint-url",
         proxy.url,
+        str(source),
         "--processes",
         "2",
         "--workers",
@@ -85,13 +82,10 @@ def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
     source.write_text("\n".join(lines) + "\n")
     rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
 
-    result = run_cli(
-        "load",
-        str(source),
-        "--table",
+    result = load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
+        str(source),
         "--processes",
         "2",
         "--rejects",
@@ -147,13 +141,10 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
     assert 0 < done < len(source.read_text().splitlines())
 
     proxy.config = FaultConfig()
-    resumed = run_cli(
-        "load",
-        str(source),
-        "--table",
+    resumed = load_into(
         table,
-        "--endpoint-url",
         proxy.url,
+        str(source),
         "--processes",
         "2",
         "--checkpoint",

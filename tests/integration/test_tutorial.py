@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table, sync_client
+from tests.conftest import TableFactory, load_into, run_cli, scan_table, sync_client
 
 pytestmark = pytest.mark.integration
 
@@ -119,13 +119,10 @@ def test_ddb_json_export_folder_with_every_type_round_trips(
         handle.write(json.dumps({"Item": {"PK": {"S": "ALL#2"}, "SK": {"Q": "bad"}}}) + "\n")
     (export.parent / "manifest-summary.json").write_text("{}")
     rejects = tmp_path / "rejects.jsonl"
-    result = run_cli(
-        "load",
-        str(export.parent),
-        "--table",
+    result = load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
+        str(export.parent),
         "--rejects",
         str(rejects),
         "--no-progress",
@@ -209,14 +206,10 @@ def test_get_splits_any_number_of_keys_into_100s(
     table = make_table(gsi=False)
     source = tmp_path / "many.jsonl"
     source.write_text("".join(json.dumps({"PK": f"P#{i}", "SK": "D"}) + "\n" for i in range(250)))
-    run_cli(
-        "load",
-        str(source),
-        "--table",
+    load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
-        "--no-progress",
+        str(source),
         check_status=0,
     )
     request = tmp_path / "get.json"
@@ -265,13 +258,10 @@ def test_dry_run_validates_and_estimates_without_writing(
     ]
     lines.insert(10, '{"SK": "no key"}')
     source.write_text("\n".join(lines) + "\n")
-    result = run_cli(
-        "load",
-        str(source),
-        "--table",
+    result = load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
+        str(source),
         "--dry-run",
         "--no-progress",
     )
@@ -303,14 +293,10 @@ def test_key_templates_turn_a_plain_product_csv_into_single_table_items(
         "--csv-type",
         "price=N",
     )
-    run_cli(
-        "load",
-        str(source),
-        "--table",
+    load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
-        "--no-progress",
+        str(source),
         *flags,
         check_status=0,
     )
@@ -325,14 +311,10 @@ def test_key_templates_turn_a_plain_product_csv_into_single_table_items(
         "name": {"S": "Laptop"},
         "price": {"N": "1299.99"},
     }
-    bad = run_cli(
-        "load",
-        str(source),
-        "--table",
+    bad = load_into(
         table,
-        "--endpoint-url",
         ddb_local.url,
-        "--no-progress",
+        str(source),
         "--set",
         "PK=PRODUCT#{id}",
         "--set",
