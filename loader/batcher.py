@@ -12,9 +12,11 @@ It also keeps two operations on one key out of one batch, which DynamoDB refuses
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
+from loader.backoff import Clock
 from loader.codec import Write
 
 MAX_BATCH_OPS = 25
@@ -98,12 +100,157 @@ class Batcher:
         return batch
 
 
-BatchQueue = asyncio.Queue[list[Write] | None]
+class Dispatch:
+    """Where workers take their batches: fresh ones from the reader (a bounded queue,
+    so a slow table slows the reading), and writes coming back for a retry.
+
+    A write DynamoDB did not take (UnprocessedItems, a throttle, a 5xx, a dropped
+    connection) comes back here with a not-before time, its backoff, and the worker
+    that sent it moves on to other work: one hot partition's backoff never holds a
+    worker, so other keys keep flowing. The write's key stays busy in the `Batcher`
+    until it is finished, so nothing later on that key overtakes it.
+
+    Retries that are due go out first, topped up with fresh writes to a full batch
+    (what a fresh batch has beyond that waits at the head of the retries), so a
+    throttled table is not sent a stream of small leftover batches. Keys in one batch
+    are distinct: a key has at most one write outside the `Batcher` at a time.
+
+    Memory stays bounded: while more than `retry_limit` writes wait for a retry,
+    workers take no fresh batches, and the reader waits on the full queue.
+    """
+
+    def __init__(
+        self,
+        maxsize: int,
+        clock: Clock,
+        *,
+        retry_limit: int | None = None,
+        max_ops: int = MAX_BATCH_OPS,
+        max_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
+        self._fresh: asyncio.Queue[list[Write]] = asyncio.Queue(maxsize)
+        self._clock = clock
+        self._retry_limit = retry_limit if retry_limit is not None else maxsize * max_ops
+        self._max_ops = max_ops
+        self._max_bytes = max_bytes
+        self._retries: list[tuple[float, int, Write]] = []  # heap: (not before, seq, write)
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._in_flight = 0  # batches handed to workers and not yet done
+        self._closed = False  # no more fresh batches will come
+        self._stopped = False  # fresh batches not yet taken are dropped
+
+    async def put(self, batch: list[Write]) -> None:
+        """A fresh batch from the reader; waits while the queue is full."""
+        await self._fresh.put(batch)
+        self._wake(1)
+
+    def retry(self, writes: Iterable[Write], not_before: float) -> None:
+        """Writes to send again, not before the given clock time."""
+        for write in writes:
+            heapq.heappush(self._retries, (not_before, write.seq, write))
+        self._wake(1)
+
+    def close(self) -> None:
+        """The reader is done: workers end once the retries are through too."""
+        self._closed = True
+        self._wake(len(self._getters))
+
+    def stop(self) -> None:
+        """Stop now: queued fresh batches are dropped (never sent, they stay pending in
+        the checkpoint); batches with workers and their retries may still finish."""
+        self._stopped = True
+        while not self._fresh.empty():
+            self._fresh.get_nowait()
+        self.close()
+
+    @property
+    def retries_waiting(self) -> int:
+        return len(self._retries)
+
+    async def get(self) -> list[Write] | None:
+        """The next batch to send, or None when everything is through."""
+        while True:
+            batch = self._take()
+            if batch is not None:
+                self._in_flight += 1
+                return batch
+            if self._through:
+                return None
+            await self._wait()
+
+    @property
+    def _through(self) -> bool:
+        """Nothing more can come: the reader is done, no batch is out, no retry waits."""
+        return (
+            self._closed
+            and self._in_flight == 0
+            and not self._retries
+            and (self._stopped or self._fresh.empty())
+        )
+
+    def done(self) -> None:
+        """A worker finished the batch it got (its leftovers are already back here)."""
+        self._in_flight -= 1
+        if self._closed and self._in_flight == 0:
+            self._wake(len(self._getters))
+
+    def _take(self) -> list[Write] | None:
+        retries = self._retries
+        if retries and retries[0][0] <= self._clock.now():
+            now = self._clock.now()
+            batch: list[Write] = []
+            size = 0
+            while retries and retries[0][0] <= now and len(batch) < self._max_ops:
+                write = retries[0][2]
+                if batch and size + write.size > self._max_bytes:
+                    break
+                heapq.heappop(retries)
+                batch.append(write)
+                size += write.size
+            if len(batch) < self._max_ops and not self._stopped and not self._fresh.empty():
+                fresh = self._fresh.get_nowait()
+                room = self._max_ops - len(batch)
+                while fresh and room and size + fresh[0].size <= self._max_bytes:
+                    write = fresh.pop(0)
+                    batch.append(write)
+                    size += write.size
+                    room -= 1
+                # The rest of the fresh batch goes first next time (due now, in input order).
+                for write in fresh:
+                    heapq.heappush(retries, (now, write.seq, write))
+            return batch
+        if self._stopped or len(retries) > self._retry_limit or self._fresh.empty():
+            return None
+        return self._fresh.get_nowait()
+
+    async def _wait(self) -> None:
+        """Until something may have changed: a put, a retry, the end, or the next retry due."""
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._getters.append(woken)
+        try:
+            if not self._retries:
+                await woken
+                return
+            due = asyncio.ensure_future(self._clock.sleep(self._retries[0][0] - self._clock.now()))
+            try:
+                await asyncio.wait((woken, due), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                due.cancel()
+        finally:
+            if not woken.done():
+                woken.cancel()
+                self._getters.remove(woken)
+
+    def _wake(self, count: int) -> None:
+        while count > 0 and self._getters:
+            waiter = self._getters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
 
-async def batches(queue: BatchQueue) -> AsyncIterator[list[Write]]:
-    """A worker's batches, until the end marker. The marker is put back for the next
-    worker, so one marker ends them all, and a stop can end them with one put."""
-    while (batch := await queue.get()) is not None:
+async def batches(dispatch: Dispatch) -> AsyncIterator[list[Write]]:
+    """A worker's batches, until everything is through."""
+    while (batch := await dispatch.get()) is not None:
         yield batch
-    queue.put_nowait(None)
+        dispatch.done()

@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Protocol
 
 from loader.backoff import Backoff, Clock, RateLimiter, SystemClock
-from loader.batcher import MAX_BATCH_OPS, Batcher
+from loader.batcher import MAX_BATCH_OPS, Batcher, Dispatch
 from loader.checkpoint import Checkpoint, Watermark, fingerprint
 from loader.client import DynamoClient, TransientError, open_client
 from loader.codec import CodecError, Index, KeySchema, Write, encode
@@ -245,9 +245,9 @@ class Ledger:
 
 
 class Worker(Protocol):
-    """Takes batches from the queue until the end marker (None)."""
+    """Takes batches from the dispatch until everything is through."""
 
-    async def run(self, queue: asyncio.Queue[list[Write] | None]) -> None: ...
+    async def run(self, dispatch: Dispatch) -> None: ...
 
 
 class Job:
@@ -277,7 +277,7 @@ class Job:
         self.on_progress = on_progress
         self.metrics = Metrics(clock.now())
         self.batcher = Batcher(max_ops=batch_ops)
-        self.queue: asyncio.Queue[list[Write] | None] = asyncio.Queue(config.queue_size)
+        self.dispatch = Dispatch(config.queue_size, clock, max_ops=batch_ops)
         self.checkpoint = (
             Checkpoint(config.checkpoint, fingerprint([p for p, _ in sources]))
             if config.checkpoint
@@ -367,7 +367,7 @@ class Job:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._read())
                     for _ in range(self.config.workers):
-                        group.create_task(self.worker.run(self.queue))
+                        group.create_task(self.worker.run(self.dispatch))
         except TimeoutError:
             pass  # the grace period after a stop ran out; in-flight writes stay pending
         finally:
@@ -393,9 +393,7 @@ class Job:
         if self._stopping:
             return
         self._stopping = why
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.dispatch.stop()
         if self._deadline is not None:
             self._deadline.reschedule(asyncio.get_running_loop().time() + self.config.stop_grace_s)
 
@@ -435,7 +433,8 @@ class Job:
             self._bytes_done += self.sizes[self.sources.index((path, fmt))]
 
     async def _read(self) -> None:
-        queue, batcher, metrics, ledger = self.queue, self.batcher, self.metrics, self.ledger
+        dispatch, batcher, metrics = self.dispatch, self.batcher, self.metrics
+        ledger = self.ledger
         waiting_limit = self.config.queue_size * 25
         async for numbered in self.feed or self.numbered():
             if self._stopping:
@@ -449,14 +448,13 @@ class Job:
                 if write is None:
                     continue
                 for batch in batcher.add(write):
-                    await queue.put(batch)
+                    await dispatch.put(batch)
                 if batcher.waiting > waiting_limit:
                     await self._drain(until_idle=False)
                 if self._stopping:
                     return
         await self._drain(until_idle=True)
-        if not self._stopping:
-            await queue.put(None)
+        dispatch.close()
 
     async def _drain(self, *, until_idle: bool) -> None:
         """Send what is open or released, then wait for keys to free up: until nothing is
@@ -465,7 +463,7 @@ class Job:
         while True:
             self.ledger.released.clear()
             for batch in self.batcher.drain():
-                await self.queue.put(batch)
+                await self.dispatch.put(batch)
             if self._stopping:
                 return
             if self.batcher.idle if until_idle else self.batcher.waiting <= limit:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from loader.backoff import Backoff, Clock, SystemClock
-from loader.batcher import BatchQueue, batches
+from loader.batcher import Dispatch, batches
 from loader.client import TransientError
 from loader.codec import AttributeValue, Item, KeySchema, Write
 from loader.config import LoadConfig
@@ -103,8 +103,8 @@ class _Checker:
         self.rcu = 0.0
         self.requests = 0
 
-    async def run(self, queue: BatchQueue) -> None:
-        async for batch in batches(queue):
+    async def run(self, dispatch: Dispatch) -> None:
+        async for batch in batches(dispatch):
             found = await self._fetch(batch)
             for write in batch:
                 self._judge(write, found.get(write.key))

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from loader.backoff import Backoff, Clock, RateLimiter
-from loader.batcher import BatchQueue, batches
+from loader.batcher import Dispatch, batches
 from loader.client import DynamoClient, RequestRejected, TransientError
 from loader.codec import KeySchema, Write
 from loader.metrics import Metrics
@@ -44,51 +44,68 @@ class Writer:
         self._backoff = backoff
         self._clock = clock
         self._max_retries = max_retries
+        # Failed sends so far of each write that is back in the dispatch for a retry.
+        self._attempts: dict[int, int] = {}
+        self._dispatch: Dispatch
 
-    async def run(self, queue: BatchQueue) -> None:
-        """One worker: take batches until the reader's end marker."""
-        async for batch in batches(queue):
+    async def run(self, dispatch: Dispatch) -> None:
+        """One worker: take batches until everything is through."""
+        self._dispatch = dispatch
+        async for batch in batches(dispatch):
             await self.send(batch)
 
     async def send(self, batch: list[Write]) -> None:
-        """Send until every write is written or rejected; never raises for a bad item."""
-        pending = batch
-        attempt = 0
-        last_error = ""
-        while pending:
-            if attempt > self._max_retries:
-                reason = f"gave up after {attempt} attempts: {last_error}"
-                self._metrics.gave_up += len(pending)
-                self._outcomes.rejected(pending, reason)
-                return
-            if attempt:
-                await self._clock.sleep(self._backoff.delay(attempt))
-            attempt += 1
-            estimated = sum(w.wcu for w in pending)
-            await self._limiter.acquire(estimated)
-            started = self._clock.now()
-            try:
-                response = await self._client.batch_write_item(_request_items(pending))
-            except TransientError as exc:
-                self._metrics.on_error(throttled=exc.throttled)
-                self._limiter.settle(
-                    taken=estimated,
-                    consumed=0.0,
-                    throttled=exc.throttled,
-                    refused=estimated if exc.throttled else 0.0,
-                )
-                last_error = str(exc)
-                continue
-            except RequestRejected as exc:
-                self._limiter.settle(taken=estimated, consumed=0.0, throttled=False)
-                self._metrics.on_error(throttled=False)
-                await self._bisect(pending, str(exc))
-                return
-            pending, last_error = self._settle(pending, response, started, estimated)
+        """Send once. What is written or rejected is reported; what DynamoDB did not take
+        goes back to the dispatch to be resent after its backoff, so the worker is free
+        for other keys meanwhile. Never raises for a bad item."""
+        estimated = sum(w.wcu for w in batch)
+        await self._limiter.acquire(estimated)
+        started = self._clock.now()
+        try:
+            response = await self._client.batch_write_item(_request_items(batch))
+        except TransientError as exc:
+            self._metrics.on_error(throttled=exc.throttled)
+            self._limiter.settle(
+                taken=estimated,
+                consumed=0.0,
+                throttled=exc.throttled,
+                refused=estimated if exc.throttled else 0.0,
+                sent_at=started,
+                again=self._retried_wcu(batch) if exc.throttled else 0.0,
+            )
+            self._again(batch, str(exc))
+            return
+        except RequestRejected as exc:
+            self._limiter.settle(taken=estimated, consumed=0.0, throttled=False, sent_at=started)
+            self._metrics.on_error(throttled=False)
+            await self._bisect(batch, str(exc))
+            return
+        left = self._settle(batch, response, started, estimated)
+        if left:
+            self._again(left, f"{len(left)} items still unprocessed (throttled)")
+
+    def _again(self, writes: list[Write], reason: str) -> None:
+        """Back to the dispatch with a full-jitter backoff by their attempts so far; or,
+        past --max-retries, to the rejects file."""
+        attempts = self._attempts
+        retry: list[Write] = []
+        most = 0
+        for write in writes:
+            failed = attempts.get(write.seq, 0) + 1
+            if failed > self._max_retries:
+                del attempts[write.seq]
+                self._metrics.gave_up += 1
+                self._outcomes.rejected([write], f"gave up after {failed} attempts: {reason}")
+            else:
+                attempts[write.seq] = failed
+                retry.append(write)
+                most = max(most, failed)
+        if retry:
+            self._dispatch.retry(retry, self._clock.now() + self._backoff.delay(most))
 
     def _settle(
         self, pending: list[Write], response: dict[str, Any], started: float, estimated: int
-    ) -> tuple[list[Write], str]:
+    ) -> list[Write]:
         left = self._unprocessed(pending, response.get("UnprocessedItems") or {})
         done = [w for w in pending if w not in left] if left else pending
         capacity = response.get("ConsumedCapacity")
@@ -111,10 +128,19 @@ class Writer:
             consumed=accepted,
             throttled=bool(left),
             refused=float(sum(w.wcu for w in left)),
+            sent_at=started,
+            again=self._retried_wcu(left),
         )
         if done:
+            if self._attempts:
+                for write in done:
+                    self._attempts.pop(write.seq, None)
             self._outcomes.written(done)
-        return left, f"{len(left)} items still unprocessed (throttled)"
+        return left
+
+    def _retried_wcu(self, writes: list[Write]) -> float:
+        attempts = self._attempts
+        return float(sum(w.wcu for w in writes if w.seq in attempts)) if attempts else 0.0
 
     def _unprocessed(self, pending: list[Write], unprocessed: dict[str, Any]) -> list[Write]:
         if not unprocessed:
@@ -132,6 +158,7 @@ class Writer:
 
     async def _bisect(self, writes: list[Write], reason: str) -> None:
         if len(writes) == 1:
+            self._attempts.pop(writes[0].seq, None)
             self._outcomes.rejected(writes, f"DynamoDB refused it: {reason}")
             return
         middle = len(writes) // 2
@@ -156,8 +183,8 @@ class DryRun:
         self._outcomes = outcomes
         self._metrics = metrics
 
-    async def run(self, queue: BatchQueue) -> None:
-        async for batch in batches(queue):
+    async def run(self, dispatch: Dispatch) -> None:
+        async for batch in batches(dispatch):
             self._metrics.requests += 1
             self._metrics.estimated_wcu += sum(w.wcu for w in batch)
             self._outcomes.written(batch)

@@ -45,6 +45,7 @@ class FakeDynamo:
         p_unprocessed: float = 0.0,
         poison: str | None = None,
         always_unprocessed: str | None = None,
+        refuse_first: dict[str, int] | None = None,
     ) -> None:
         self.clock = clock
         self.rng = random.Random(seed)
@@ -52,6 +53,8 @@ class FakeDynamo:
         self.p_unprocessed = p_unprocessed
         self.poison = poison
         self.always_unprocessed = always_unprocessed
+        self.refuse_first = dict(refuse_first or {})  # PK -> sends to refuse before taking it
+        self.calls: list[list[tuple[str, str]]] = []  # the keys of each call, in order
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: Counter[tuple[str, str]] = Counter()
         self.returned_at: dict[tuple[str, str], float] = {}
@@ -86,6 +89,7 @@ class FakeDynamo:
         assert len(requests) <= 25
         keys = [_key(r["PutRequest"]["Item"]) for r in requests]
         assert len(set(keys)) == len(keys), "duplicate keys in one batch"
+        self.calls.append(keys)
         for key in keys:
             if key in self.returned_at:
                 self.resent_after.append(self.clock.now() - self.returned_at.pop(key))
@@ -100,7 +104,14 @@ class FakeDynamo:
         unprocessed = []
         for request, key in zip(requests, keys, strict=True):
             item = request["PutRequest"]["Item"]
-            if key[0] == self.always_unprocessed or self.rng.random() < self.p_unprocessed:
+            refuse = self.refuse_first.get(key[0], 0)
+            if refuse:
+                self.refuse_first[key[0]] = refuse - 1
+            if (
+                refuse
+                or key[0] == self.always_unprocessed
+                or self.rng.random() < self.p_unprocessed
+            ):
                 unprocessed.append(request)
                 self.returned_at[key] = self.clock.now()
             else:

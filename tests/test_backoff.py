@@ -8,7 +8,7 @@ from statistics import fmean
 
 import pytest
 
-from loader.backoff import DECREASE, FAST_INCREASE, INCREASE, THROTTLED_SHARE, Backoff, RateLimiter
+from loader.backoff import DECREASE, THROTTLED_SHARE, Backoff, RateLimiter
 
 
 class FakeClock:
@@ -137,30 +137,77 @@ async def test_with_max_wcu_the_rate_never_adapts() -> None:
     assert limiter.rate == 100
 
 
+async def test_wcu_dynamodb_refused_stay_spent_so_retries_are_paced_too() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
+    await limiter.acquire(100)
+    limiter.settle(taken=100, consumed=40, throttled=True, refused=60)
+    await limiter.acquire(60)  # resending the 60 refused waits for new tokens
+    assert clock.sleeps == [pytest.approx(0.6)]
+
+
 # --- RateLimiter: adaptive ----------------------------------------------------------------
 
 
-def second(
-    limiter: RateLimiter, clock: FakeClock, *, accepted: float, refused: float = 0.0
-) -> None:
-    """One second of responses, one every 0.1 s: DynamoDB accepts `accepted` WCU in it and
-    turns `refused` away; the limiter judges the second at its end."""
-    start = round(clock.t * 10)
-    for tick in range(1, 11):
-        clock.t = (start + tick) / 10
-        limiter.settle(
-            taken=(accepted + refused) / 10,
-            consumed=accepted / 10,
-            throttled=refused > 0,
-            refused=refused / 10,
-        )
+class SimTable:
+    """A table that admits `capacity` WCU/s from a bucket holding one second of it (as
+    the fault proxy does), and refuses some items of some requests by chance (`p_noise`
+    of requests lose a random 1-25 of their items): 25-item requests of 1 WCU, from
+    `workers` senders with `latency_s` round trips, paced by the limiter alone."""
+
+    def __init__(
+        self,
+        capacity: float | None,
+        *,
+        p_noise: float = 0.0,
+        workers: int = 32,
+        latency_s: float = 0.02,
+        seed: int = 1,
+    ) -> None:
+        self.capacity = capacity
+        self.p_noise = p_noise
+        self.step = latency_s / workers
+        self.rng = random.Random(seed)
+        self.tokens = capacity or 0.0
+        self.stamp = 0.0
+        self.admitted: list[float] = []  # WCU per second
+        self.requests: list[int] = []  # per second
+        self.throttled: list[int] = []  # requests with items refused for capacity, per second
+
+    async def run(self, limiter: RateLimiter, clock: FakeClock, seconds: float) -> None:
+        end = clock.t + seconds
+        while clock.t < end:
+            await limiter.acquire(25)
+            clock.t += self.step
+            accepted, by_capacity = self.offer(clock.t, 25)
+            limiter.settle(
+                taken=25, consumed=accepted, throttled=accepted < 25, refused=25 - accepted
+            )
+            second = int(clock.t)
+            for series in (self.admitted, self.requests, self.throttled):
+                series.extend([0] * (second + 1 - len(series)))
+            self.admitted[second] += accepted
+            self.requests[second] += 1
+            self.throttled[second] += by_capacity
+
+    def offer(self, now: float, items: int) -> tuple[int, bool]:
+        noise = self.rng.randint(1, items) if self.rng.random() < self.p_noise else 0
+        if self.capacity is None:
+            return items - noise, False
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.capacity)
+        self.stamp = now
+        admitted = min(items - noise, int(self.tokens))
+        self.tokens -= admitted
+        return admitted, admitted < items - noise
+
+    def after(self, skip_s: int) -> tuple[float, float]:
+        """Mean WCU/s admitted and the share of requests throttled, from `skip_s` on."""
+        requests = sum(self.requests[skip_s:-1])
+        return fmean(self.admitted[skip_s:-1]), sum(self.throttled[skip_s:-1]) / requests
 
 
 def adaptive(clock: FakeClock) -> RateLimiter:
-    """An adaptive limiter whose first second starts now (it counts from a first answer)."""
-    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
-    limiter.settle(taken=0, consumed=0, throttled=False)
-    return limiter
+    return RateLimiter(clock, max_wcu=None, adaptive=True)
 
 
 async def test_adaptive_starts_unlimited() -> None:
@@ -168,140 +215,97 @@ async def test_adaptive_starts_unlimited() -> None:
     limiter = adaptive(clock)
     for _ in range(1000):
         await limiter.acquire(1000)
+        clock.t += 0.001
         limiter.settle(taken=1000, consumed=1000, throttled=False)
     assert limiter.rate is None
     assert clock.sleeps == []
 
 
-@pytest.mark.parametrize("accepted", [100.0, 1000.0, 5000.0])
-async def test_a_throttled_second_cuts_the_rate_to_90_percent_of_what_was_accepted(
-    accepted: float,
+@pytest.mark.parametrize("capacity", [1000.0, 3000.0, 20_000.0])
+async def test_against_a_table_capacity_it_uses_90_percent_with_few_requests_throttled(
+    capacity: float,
 ) -> None:
     clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=accepted * 3)
-    second(limiter, clock, accepted=accepted, refused=accepted)  # half refused
-    assert limiter.rate == pytest.approx(DECREASE * accepted)
+    table = SimTable(capacity)
+    await table.run(adaptive(clock), clock, 60)
+    used, throttled = table.after(skip_s=5)
+    assert used >= 0.9 * capacity
+    assert throttled <= 0.10  # issue 3's bound, measured as the fault proxy counts it
 
 
-async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=1000, refused=1000)
-    cut = limiter.rate
-    assert cut == pytest.approx(900)
-    second(limiter, clock, accepted=900, refused=900 * THROTTLED_SHARE / 2)
-    assert limiter.rate == pytest.approx(cut * (1 + INCREASE))
-
-
-async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=200, refused=200)
-    rate = limiter.rate
-    assert rate is not None
-    await limiter.acquire(rate / 2)  # no burst saved up: the cut empties the bucket
-    await limiter.acquire(rate)
-    assert clock.sleeps == [pytest.approx(0.5), pytest.approx(1.0)]
-
-
-async def test_the_rate_is_judged_once_a_second_not_per_response() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=1000, refused=1000)
-    first_cut = limiter.rate
-    assert first_cut is not None
-    for t in (1.2, 1.5, 1.7, 1.9):  # more responses inside the next second
-        clock.t = t
-        limiter.settle(taken=100, consumed=100, throttled=False, refused=0)
-        assert limiter.rate == first_cut
-    clock.t = 2.0
-    limiter.settle(taken=100, consumed=100, throttled=False, refused=0)
-    assert limiter.rate == pytest.approx(first_cut * (1 + INCREASE))
-
-
-async def test_refusals_that_do_not_ease_when_the_rate_is_cut_stop_cutting_it() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=4000)
-    for _ in range(60):  # a flaky network: 20% refused whatever the rate
-        rate = limiter.rate or 4000.0
-        second(limiter, clock, accepted=rate * 0.8, refused=rate * 0.2)
-    assert limiter.rate is not None
-    assert limiter.rate > 4000 / 2
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_sporadic_refusals_that_are_not_capacity_do_not_collapse_the_rate(
+    seed: int,
+) -> None:
+    clean, noisy = FakeClock(), FakeClock()
+    unlimited = SimTable(None, seed=seed)
+    await unlimited.run(adaptive(clean), clean, 20)
+    flaky = SimTable(None, p_noise=0.05, seed=seed)  # ~2.6% of items refused by chance
+    await flaky.run(adaptive(noisy), noisy, 20)
+    assert fmean(flaky.admitted[3:-1]) >= 0.75 * fmean(unlimited.admitted[3:-1])
 
 
 async def test_a_real_drop_in_capacity_is_followed_all_the_way_down() -> None:
     clock = FakeClock()
     limiter = adaptive(clock)
-    second(limiter, clock, accepted=4000)
-    for _ in range(30):  # the table now takes 100 WCU/s, whatever is sent
-        rate = limiter.rate or 4000.0
-        second(limiter, clock, accepted=min(rate, 100), refused=max(rate - 100, 0))
+    table = SimTable(4000)
+    await table.run(limiter, clock, 10)
+    table.capacity = 100
+    await table.run(limiter, clock, 40)
     assert limiter.rate is not None
     assert limiter.rate < 150
+    used, _ = table.after(skip_s=30)
+    assert used >= 90
 
 
-async def test_against_a_fixed_capacity_the_rate_settles_just_under_it() -> None:
+async def test_a_throttled_window_cuts_the_rate_to_90_percent_of_what_was_accepted() -> None:
     clock = FakeClock()
     limiter = adaptive(clock)
-    accepted_per_second = []
-    for _ in range(60):  # a table that takes 1,000 WCU/s
-        rate = limiter.rate or 5000.0
-        accepted_per_second.append(min(rate, 1000))
-        second(limiter, clock, accepted=min(rate, 1000), refused=max(rate - 1000, 0))
-    settled = accepted_per_second[10:]
-    assert sum(settled) / len(settled) >= 900
-    over = sum(1 for a in settled if a >= 1000)
-    assert over / len(settled) <= 0.5
+    for _ in range(80):  # 2,000 WCU/s accepted, as much refused
+        clock.t += 0.5 / 40
+        limiter.settle(taken=50, consumed=25, throttled=True, refused=25)
+        if limiter.rate is not None:
+            break
+    assert limiter.rate == pytest.approx(DECREASE * 2000, rel=0.05)
 
 
-async def test_a_throttle_before_anything_was_accepted_still_lets_the_job_go_on() -> None:
+async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
     clock = FakeClock()
     limiter = adaptive(clock)
-    second(limiter, clock, accepted=0, refused=100)
-    assert limiter.rate is not None
-    assert limiter.rate >= 25.0
-    await limiter.acquire(10)
-    assert sum(clock.sleeps) <= 1.0
-
-
-async def test_quiet_seconds_probe_the_rate_up_gently_and_at_least_10_wcu() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=1000, refused=1000)
-    cut = limiter.rate
-    assert cut is not None
-    second(limiter, clock, accepted=cut)
-    second(limiter, clock, accepted=cut)
-    assert limiter.rate == pytest.approx(cut * (1 + INCREASE) ** 2)
-    low = adaptive(clock)
-    second(low, clock, accepted=100, refused=100)
-    assert low.rate == pytest.approx(90)
-    second(low, clock, accepted=90)
-    assert low.rate == pytest.approx(100)  # 3% of 90 is under 10
-
-
-async def test_far_below_the_best_second_the_rate_climbs_back_fast() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=1000)
-    second(limiter, clock, accepted=100, refused=900)  # one bad second: cut to 90
-    assert limiter.rate == pytest.approx(90)
-    second(limiter, clock, accepted=90)
-    assert limiter.rate == pytest.approx(90 * (1 + FAST_INCREASE))
-
-
-async def test_probing_up_raises_what_acquire_allows() -> None:
-    clock = FakeClock()
-    limiter = adaptive(clock)
-    second(limiter, clock, accepted=100, refused=100)
-    for _ in range(26):
-        second(limiter, clock, accepted=limiter.rate or 0.0)
-    assert limiter.rate is not None
-    assert limiter.rate > 200
+    while limiter.rate is None:
+        clock.t += 0.01
+        limiter.settle(taken=4, consumed=2, throttled=True, refused=2)
     rate = limiter.rate
-    start = clock.t
-    for _ in range(300):
-        await limiter.acquire(rate / 100)  # three seconds' worth at the raised rate
-    assert 2.0 - 1e-9 <= clock.t - start <= 3.0 + 1e-9
+    await limiter.acquire(rate / 2)  # no burst saved up: the cut empties the bucket
+    await limiter.acquire(rate)
+    assert clock.sleeps == [pytest.approx(0.5), pytest.approx(1.0)]
+
+
+async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
+    table = SimTable(1000)
+    await table.run(limiter, clock, 3)  # now limited, near 1,000 WCU/s
+    table.capacity = None
+    rate = limiter.rate
+    assert rate is not None
+    for _ in range(200):  # 5 s at 1,000 WCU/s, 1 WCU in 200 refused
+        clock.t += 0.025
+        limiter.settle(taken=25, consumed=25 - (_ % 8 == 0), throttled=_ % 8 == 0)
+    assert limiter.rate is not None
+    assert limiter.rate > rate * 1.2  # past the cut's peak, probing faster and faster
+    assert THROTTLED_SHARE > 1 / 200
+
+
+async def test_refusals_that_stay_when_the_rate_is_cut_do_not_collapse_it() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    table = SimTable(1000)
+    await table.run(limiter, clock, 10)  # limited, near the capacity
+    table.capacity = None
+    table.p_noise = 0.1  # now a flaky network, no capacity limit: ~5% refused by chance
+    await table.run(limiter, clock, 10)
+    # Cuts that did not ease the refusals are undone, so the rate holds; it does not
+    # find its way above the old capacity either (measured: ~500 WCU/s; a limit of
+    # this design: random refusals look like capacity to any single window).
+    assert fmean(table.admitted[12:-1]) >= 400

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from itertools import pairwise
 
 import pytest
 
-from loader.batcher import MAX_BATCH_OPS, Batcher
+from loader.batcher import MAX_BATCH_OPS, Batcher, Dispatch
 from loader.codec import KeySchema, Write, encode, parse_json
+from tests.fakes import FakeClock
 
 Key = tuple[str, ...]
 
@@ -279,3 +281,96 @@ def test_random_workers_see_every_write_once_and_each_key_in_input_order(seed: i
         assert sent_order == sorted(sent_order), f"{key} sent out of input order"
         assert acked_order == sorted(acked_order), f"{key} written out of input order"
     assert batcher.waiting == 0
+
+
+# --------------------------------------------------------------------------- Dispatch
+
+
+def dispatch(maxsize: int = 4, **kwargs: int) -> tuple[Dispatch, FakeClock]:
+    clock = FakeClock()
+    return Dispatch(maxsize, clock, **kwargs), clock
+
+
+def fresh(first: int, count: int) -> list[Write]:
+    return [write(seq, f"k{seq}") for seq in range(first, first + count)]
+
+
+async def test_fresh_batches_go_out_as_the_reader_put_them() -> None:
+    lanes, _ = dispatch()
+    await lanes.put(fresh(1, 25))
+    await lanes.put(fresh(26, 25))
+
+    assert [w.seq for w in await get(lanes)] == list(range(1, 26))
+    assert [w.seq for w in await get(lanes)] == list(range(26, 51))
+
+
+async def test_a_retry_is_not_sent_before_its_time() -> None:
+    lanes, clock = dispatch()
+    lanes.retry(fresh(1, 3), not_before=clock.now() + 2.0)
+    await lanes.put(fresh(10, 25))
+
+    # Not due: fresh work goes first, and the worker does not wait for the retry.
+    assert [w.seq for w in await get(lanes)] == list(range(10, 35))
+    assert clock.sleeps == []
+    # Nothing else to do: the next get waits until the retry is due.
+    assert [w.seq for w in await get(lanes)] == [1, 2, 3]
+    assert clock.now() >= 1000.0 + 2.0
+
+
+async def test_due_retries_go_first_topped_up_to_a_full_batch_with_fresh_writes() -> None:
+    lanes, clock = dispatch()
+    lanes.retry(fresh(5, 3), not_before=clock.now())
+    lanes.retry(fresh(2, 2), not_before=clock.now())
+    await lanes.put(fresh(100, 25))
+    await lanes.put(fresh(200, 25))
+
+    first = [w.seq for w in await get(lanes)]
+    # Due retries in input order, then fresh writes up to 25; the rest of that fresh
+    # batch goes before the next one, so input order is kept.
+    assert first == [2, 3, 5, 6, 7, *range(100, 120)]
+    assert [w.seq for w in await get(lanes)] == [*range(120, 125), *range(200, 220)]
+
+
+async def test_get_ends_only_when_closed_with_nothing_out_and_no_retry_left() -> None:
+    lanes, clock = dispatch()
+    await lanes.put(fresh(1, 25))
+    lanes.close()
+    batch = await get(lanes, done=False)
+    # A worker still holds a batch: another worker does not end yet, it waits.
+    waiting = asyncio.ensure_future(lanes.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    # The batch comes back in part, for a retry: the waiting worker gets it in time.
+    lanes.retry(batch[:2], not_before=clock.now() + 1.0)
+    lanes.done()
+    assert [w.seq for w in await waiting] == [1, 2]
+    lanes.done()
+    assert await lanes.get() is None
+
+
+async def test_stop_drops_fresh_batches_but_lets_retries_finish() -> None:
+    lanes, clock = dispatch()
+    await lanes.put(fresh(1, 25))
+    lanes.retry(fresh(90, 2), not_before=clock.now() + 1.0)
+    lanes.stop()
+
+    assert [w.seq for w in await get(lanes)] == [90, 91]
+    assert await lanes.get() is None
+
+
+async def test_past_the_retry_limit_no_fresh_batch_is_taken() -> None:
+    lanes, clock = dispatch(retry_limit=10)
+    lanes.retry(fresh(1, 11), not_before=clock.now() + 5.0)
+    await lanes.put(fresh(100, 25))
+
+    # 11 writes wait for a retry (over 10): the worker waits for them, not for fresh ones.
+    assert [w.seq for w in await get(lanes)] == [*range(1, 12), *range(100, 114)]
+    assert clock.now() >= 1005.0
+
+
+async def get(lanes: Dispatch, *, done: bool = True) -> list[Write]:
+    batch = await asyncio.wait_for(lanes.get(), 5)
+    assert batch is not None
+    if done:
+        lanes.done()
+    return batch
