@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
@@ -51,15 +52,17 @@ class Backoff:
 
 DECREASE = 0.9
 MAX_CUT = 0.5
-CUBIC = 0.004  # growth: rate = peak × (1 + CUBIC × (t - K)³), t seconds since the cut
+CUBIC = 0.002  # growth: rate = peak × (1 + CUBIC × (t - K)³), t seconds since the cut
 MIN_START = 25.0  # one batch of 1 KB items a second
 THROTTLED_SHARE = 0.01
 WINDOW_S = 0.5
 MAX_WINDOW_S = 2.0  # a slow table's windows grow to gather answers, up to here
 EARLY_S = 0.1
-THROTTLED_SHARE_EARLY = 0.05  # or twice what noise explains
-NOISE_DECAY = 0.98  # per window
+THROTTLED_SHARE_EARLY = 0.02  # or twice what noise explains
+NOISE_DECAY = 0.99  # per window
 NOISE_CAP = 0.5
+NOISE_TEST = 0.7  # refusals that stay when a run of cuts took 30% off the rate: noise
+STREAK_S = 2.0  # cuts closer together than this are one run
 MIN_RESPONSES = 20  # a window with fewer answers says too little to act on...
 MIN_RESPONSES_EARLY = 5  # ...unless many were refused
 
@@ -72,14 +75,21 @@ class _Epoch:
     start: float  # when the cut was made
 
     def rate(self, now: float) -> float:
-        k = ((1 - DECREASE) / CUBIC) ** (1 / 3)
+        k = float(((1 - DECREASE) / CUBIC) ** (1 / 3))
         return self.peak * (1 + CUBIC * (now - self.start - k) ** 3)
 
 
 @dataclass(frozen=True, slots=True)
-class _Cut:
-    share: float  # refused share of the window that caused it
-    before: _Epoch | None  # the epoch it ended; None: not to be judged (see RateLimiter)
+class _Streak:
+    """A run of cuts, window after window: where it started, to tell capacity from noise."""
+
+    epoch: _Epoch | None  # the growth before the first cut; None: unlimited
+    rate: float  # the sending rate then, WCU/s
+    accepted: float  # WCU/s DynamoDB accepted in the window that began it
+    # From unlimited, the first window may hold the table's stored burst: its count
+    # is replaced by the next window's.
+    provisional: bool
+    last: float  # when it last cut: a refusal more than STREAK_S later starts a new one
 
 
 class RateLimiter:
@@ -91,32 +101,36 @@ class RateLimiter:
 
     The bucket paces what is *sent*: refused WCU are not given back, so retries
     count against the rate like fresh writes. (Refunding them, as this did once,
-    let a throttled table be sent ever more: 28-65% of requests came back throttled.)
+    let a throttled table be sent ever more: 28-74% of requests came back throttled.)
 
-    Adaptive mode, CUBIC on the sending rate (TCP CUBIC's curve, RFC 8312, with
-    WCU/s for the window): it starts unlimited. A window of answers (half a
-    second, longer on a slow table until 20 are in) with over 1% of the WCU sent
-    refused, UnprocessedItems or a throttling error, cuts the rate to 90% of what
-    DynamoDB accepted in it (its "peak"). From there the rate follows
-    peak × (1 + 0.004 (t − K)³): back to the peak in K ≈ 2.9 s, flat near it, then
-    faster and faster above it, so a table whose capacity grew (or a cut made on a
-    bad count) is found again within seconds, while a steady capacity sees only
-    brief probes over it. A window a tenth of a second old is judged at once if 5%
-    is refused: every moment over the capacity wastes requests.
+    Adaptive mode is CUBIC (RFC 8312's curve, with WCU/s for the window):
+    - It starts unlimited. Answers are judged in windows of half a second (longer
+      on a slow table, until 20 are in; a window a tenth of a second old is judged
+      at once if 2% of its WCU were refused: every moment over capacity wastes
+      requests).
+    - A window with over 1% of the WCU sent refused (UnprocessedItems or a
+      throttling error) cuts the rate to 90% of what DynamoDB accepted in it, but
+      to no less than half the rate (a short window's count can be far off, and
+      what was accepted may be one hot partition's share). Workers waiting in
+      `acquire` then queue again at the new rate.
+    - From the cut, the rate grows along peak × (1 + 0.002 (t − K)³): back to
+      the peak in K ≈ 3.7 s, flat near it, faster and faster above it. So a
+      steady capacity sees brief probes over it, and a cut made on a bad count,
+      or a table whose capacity grew, is caught up with in seconds.
+    - Only answers to requests sent after the last cut count: those in flight
+      when it was made went out at the old rate.
+    - A write refused again counts for its partition, not for the table's rate:
+      its own backoff paces it, and one hot partition must not slow every key.
 
-    Only answers to requests sent after the last cut judge it: those in flight
-    when it was made were sent at the old rate.
-
-    Not every refusal is capacity: a flaky network, or one hot partition whose
-    leftovers keep coming back, refuse about as much whatever the rate. A cut
-    tells them apart: after cutting to below what DynamoDB accepted, a capacity
-    limit stops refusing, noise does not. Refusals that stay (at least 70% of
-    the share that caused the cut) are learnt as noise: the cut is undone and
-    refusals up to that share no longer cut (the share learnt fades by 2% a
-    window; it is capped at 50%). Backoff, per write, handles those refusals. Not
-    judged: a cut made from no limit at all (the first; its window held the table's
-    stored burst, so it can cut too little to help), and a cut held to halving the
-    rate (a short window's count can be far off) that stayed above what was accepted.
+    Not every refusal is capacity: a flaky network refuses about as much whatever
+    the rate. A run of cuts (each within 2 s of the last) tells them apart: once
+    it has taken 30% off the rate and DynamoDB now accepts 15% less than when the
+    run began, yet still refuses, the refusals follow the rate, so they are not
+    capacity (a capacity limit keeps accepting as much, until the rate is under
+    it and refusals stop). Then the run is undone, and refusals up to that share
+    no longer cut (the share learnt fades by 1% a window; capped at 50%); backoff
+    handles them. A run that began unlimited takes its reference from its second
+    window: the first may hold the table's stored burst.
     """
 
     def __init__(self, clock: Clock, *, max_wcu: float | None, adaptive: bool) -> None:
@@ -125,12 +139,13 @@ class RateLimiter:
         self.rate: float | None = max_wcu
         self._tokens = max_wcu or 0.0
         self._stamp = clock.now()
-        self._window_start: float | None = None  # from the first response, not from start-up
+        self._window_start: float | None = None  # opened by the window's first answer
         self._responses = 0
         self._accepted = 0.0
         self._refused = 0.0
+        self._sent = 0.0  # all WCU sent in the window, refused again or not
         self._epoch: _Epoch | None = None
-        self._cut: _Cut | None = None  # the last window's cut, to be judged by this one
+        self._streak: _Streak | None = None  # the cuts since the last quiet window
         self._noise = 0.0  # refused share learnt not to be capacity
         self._cut_at = -math.inf
         self._cuts = 0
@@ -173,25 +188,26 @@ class RateLimiter:
             self._tokens += taken - consumed - refused
         if not self._adaptive:
             return
-        now = self._clock.now()
-        if self._window_start is None:
-            # The first answer opens the first window; what came before it took the
-            # requests' round trip, not a window's span.
-            self._window_start = now
-            return
         if sent_at is not None and sent_at < self._cut_at:
             return  # sent before the last cut, at the old rate: it cannot judge the cut
+        now = self._clock.now()
+        if self._window_start is None:
+            # An answer opens each window: rates are counted from one answer to the
+            # next, never over a span that held a round trip and no answers.
+            self._window_start = now
+            return
         # A write refused again says more about its partition than about the table's
         # rate: one hot partition's leftovers must not hold every other key back.
         self._accepted += consumed
         self._refused += refused - again
+        self._sent += consumed + refused
         self._responses += 1
         span = now - self._window_start
         if not self._window_over(span):
             return
         self._judge(span)
-        self._window_start = now
-        self._accepted = self._refused = 0.0
+        self._window_start = None
+        self._accepted = self._refused = self._sent = 0.0
         self._responses = 0
 
     def _window_over(self, span: float) -> bool:
@@ -216,26 +232,38 @@ class RateLimiter:
         accepted = self._accepted / span
         sent = self._accepted + self._refused
         share = self._refused / sent if sent else 0.0
-        cut, self._cut = self._cut, None
-        if cut is not None and cut.before is not None and share >= 0.7 * cut.share:
-            # Cut below what DynamoDB accepted, and refused as much: not capacity.
-            self._noise = min(NOISE_CAP, max(self._noise, share))
-            self._epoch = cut.before
-            self._set_rate(max(MIN_START, cut.before.rate(now)))
-        elif share <= THROTTLED_SHARE + self._noise:
+        ceiling = self._sent / span if self.rate is None else self.rate
+        streak = self._streak
+        if streak is not None and now - streak.last > STREAK_S:
+            streak = self._streak = None
+        if share <= THROTTLED_SHARE + self._noise:
             if self._epoch is not None:
                 self._set_rate(max(MIN_START, self._epoch.rate(now)))
+        elif (
+            streak is not None
+            and not streak.provisional
+            and ceiling <= NOISE_TEST * streak.rate
+            and accepted <= (1 + NOISE_TEST) / 2 * streak.accepted
+        ):
+            # Half the rate, and DynamoDB accepted less in step while it refused as
+            # much: not capacity, which would have taken as much as before. Noise.
+            self._noise = min(NOISE_CAP, max(self._noise, share))
+            self._streak = None
+            self._epoch = streak.epoch
+            self._set_rate(max(MIN_START, streak.epoch.rate(now)) if streak.epoch else None)
         else:
-            rate = accepted * DECREASE
-            if self.rate is not None:
-                # Halving at most: a short window's count can be far off.
-                rate = max(min(rate, self.rate * DECREASE), self.rate * MAX_CUT)
-            # Judged by the next window only if it went below what DynamoDB accepted.
-            judged = self._epoch is not None and rate <= accepted * DECREASE * 1.001
-            self._cut = _Cut(share, self._epoch if judged else None)
+            if streak is None or streak.provisional:
+                epoch = streak.epoch if streak else self._epoch
+                provisional = streak is None and self.rate is None
+                self._streak = _Streak(epoch, ceiling, accepted, provisional, now)
+            else:
+                self._streak = dataclasses.replace(streak, last=now)
+            # Halving at most: a short window's count can be far off, and what DynamoDB
+            # accepted may be one hot partition's share while other keys would pass.
+            rate = max(min(accepted, ceiling) * DECREASE, ceiling * MAX_CUT)
             self._epoch = _Epoch(rate / DECREASE, now)
             self._set_rate(max(MIN_START, rate))
-            self._tokens = min(self._tokens, 0.0) if self.rate is None else 0.0
+            self._tokens = 0.0
             self._cut_at = now
             self._cuts += 1
         self._noise *= NOISE_DECAY
