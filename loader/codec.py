@@ -15,12 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
+import orjson
 
 MAX_ITEM_BYTES = 400 * 1024
 WCU_BYTES = 1024
@@ -435,6 +436,46 @@ def check_size(size: int) -> None:
         raise CodecError(f"item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES} (400 KB)")
 
 
+class Request(Mapping[str, Any]):
+    """One BatchWriteItem entry (`{"PutRequest": …}` or `{"DeleteRequest": …}`), held as
+    the JSON bytes that go on the wire.
+
+    Encoded once, when the record is read: a batch's body is then these bytes joined,
+    and a finished batch frees 25 byte strings instead of 25 trees of small dicts.
+    (Profiled on catalog items: serialising the dict trees per request and freeing them
+    after were ~20% of the loader's CPU.) It still reads as the dict it encodes, for the
+    few who look inside: verify, a retry's key lookup, tests.
+    """
+
+    __slots__ = ("_value", "json")
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+        self._value: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, request: dict[str, Any]) -> Request:
+        return cls(orjson.dumps(request))
+
+    def _decoded(self) -> dict[str, Any]:
+        # The bytes hold numbers as strings ({"N": "1.5"}), so this is exact.
+        if self._value is None:
+            self._value = orjson.loads(self.json)
+        return self._value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"Request({self.json!r})"
+
+
 @dataclass(slots=True, eq=False)
 class Write:
     """One operation ready for a batch: the request entry, its key, size and cost."""
@@ -444,7 +485,7 @@ class Write:
     line: int
     table: str
     key: tuple[str, ...]
-    request: dict[str, Any]
+    request: Mapping[str, Any]
     size: int
     wcu: int
     delete: bool
@@ -482,7 +523,7 @@ def encode(
             line,
             schema.table,
             key,
-            {"DeleteRequest": {"Key": item}},
+            Request.of({"DeleteRequest": {"Key": item}}),
             size,
             1,
             True,
@@ -496,7 +537,7 @@ def encode(
         line,
         schema.table,
         key,
-        {"PutRequest": {"Item": item}},
+        Request(b'{"PutRequest":{"Item":' + orjson.dumps(item) + b"}}"),
         size,
         units,
         False,

@@ -9,6 +9,7 @@ import base64
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from loader.codec import (
@@ -18,6 +19,7 @@ from loader.codec import (
     Item,
     KeySchema,
     Num,
+    Request,
     check_size,
     encode,
     from_plain,
@@ -615,3 +617,23 @@ def test_encode_accepts_an_item_of_exactly_400_kb_and_refuses_one_byte_more() ->
 def test_encode_refuses_a_record_without_its_key() -> None:
     with pytest.raises(CodecError, match="key attribute 'SK' is missing"):
         _encode(parse_json('{"PK": "p1"}'))
+
+
+def test_a_write_carries_its_request_as_the_exact_json_that_goes_on_the_wire() -> None:
+    value = parse_json('{"PK": "p1", "SK": "é\\"", "n": 1.50, "big": 1234567890123456789012345}')
+    item, _ = from_plain(value)
+    request = _encode(value).request
+    assert isinstance(request, Request)
+    assert request.json == orjson.dumps({"PutRequest": {"Item": item}})
+    # Numbers travel as their exact text, never through a binary float.
+    assert b'"n":{"N":"1.50"}' in request.json
+    assert b'"big":{"N":"1234567890123456789012345"}' in request.json
+
+
+def test_an_encoded_request_reads_like_the_dict_it_encodes() -> None:
+    request = Request.of({"DeleteRequest": {"Key": {"PK": {"S": "p1"}}}})
+    assert request["DeleteRequest"]["Key"] == {"PK": {"S": "p1"}}
+    assert request.get("PutRequest", {}) == {}
+    assert list(request) == ["DeleteRequest"]
+    assert len(request) == 1
+    assert request == {"DeleteRequest": {"Key": {"PK": {"S": "p1"}}}}
