@@ -12,7 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
+from loader import codec
 from loader.codec import (
+    _SHAPES,
     MAX_ITEM_BYTES,
     CodecError,
     Index,
@@ -20,6 +22,7 @@ from loader.codec import (
     KeySchema,
     Num,
     Request,
+    _from_values,
     check_size,
     encode,
     from_plain,
@@ -637,3 +640,56 @@ def test_an_encoded_request_reads_like_the_dict_it_encodes() -> None:
     assert list(request) == ["DeleteRequest"]
     assert len(request) == 1
     assert request == {"DeleteRequest": {"Key": {"PK": {"S": "p1"}}}}
+
+
+SHAPED_RECORDS = [
+    '{"PK": "p1", "SK": "s", "n": 12, "d": 1.50, "b": true, "z": null, "t": ["a", 1],'
+    ' "m": {"k": 5}}',
+    '{"PK": "p2", "SK": "ß€😀", "n": -120000, "d": -0.0010, "b": false, "z": null, "t": [],'
+    ' "m": {"k": "x", "deep": {"l": [null, true, 1e5]}}}',
+    '{"PK": "p3", "SK": "", "n": 9999, "d": 12345678901234567890.5, "b": true, "z": null,'
+    ' "t": [{"a": 1}], "m": {}}',
+    '{"PK": "p4", "SK": "s", "n": 10000, "d": 1E-3, "b": true, "z": null, "t": ["x"],'
+    ' "m": {"k": 0}}',
+    '{"n": 0, "PK": "p5"}',
+    '{"PK": "p6", "n": 123456789012345678901234567890123456}',
+    "{}",
+]
+
+
+@pytest.mark.parametrize("text", SHAPED_RECORDS)
+def test_a_compiled_record_shape_converts_exactly_like_the_general_path(text: str) -> None:
+    record = parse_json(text)
+    general = _from_values(tuple(record))(*record.values())
+    first = from_plain(record)  # compiles this shape
+    again = from_plain(parse_json(text))  # runs the compiled converter
+    assert first == general
+    assert again == general
+    assert (record_shape(record)) in _SHAPES
+
+
+def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
+    return tuple(record), tuple(map(type, record.values()))
+
+
+def test_a_shape_with_a_value_the_general_path_refuses_is_refused_with_its_reason() -> None:
+    for _ in range(2):
+        with pytest.raises(CodecError, match="binary floats are refused"):
+            from_plain({"PK": "p", "f": 1.5})
+    assert record_shape({"PK": "p", "f": 1.5}) not in _SHAPES
+
+
+def test_records_past_the_shape_limit_still_convert_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("loader.codec._SHAPES", {})
+    monkeypatch.setattr("loader.codec.MAX_SHAPES", 2)
+    records = [{"PK": "p", f"a{i}": i, "s": "é"} for i in range(5)]
+    for record in records:
+        assert from_plain(record) == _from_values(tuple(record))(*record.values())
+    assert len(codec._SHAPES) == 2
+
+
+def test_small_integers_cost_what_the_digit_rule_says() -> None:
+    for n in (0, 1, 9, 10, 99, 100, 1000, 1200, 9999, 10_000, -5, 123_456_789):
+        assert from_plain({"n": n})[1] == 1 + number_size(str(n))
