@@ -15,12 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
+import orjson
 
 MAX_ITEM_BYTES = 400 * 1024
 WCU_BYTES = 1024
@@ -228,6 +229,12 @@ def _int_size(text: str) -> int:
     return _pairs(lowest, len(digits) - 1) + 1 + negative
 
 
+# Sizes of the small non-negative integers (counts, stock, dimensions: most integers in
+# practice), by table lookup instead of digit arithmetic on their text.
+SMALL_INTS = 10_000
+_SMALL_INT_SIZE = [_int_size(str(n)) for n in range(SMALL_INTS)]
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
@@ -258,7 +265,7 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
         return {"S": value}, len(value) if value.isascii() else _utf8_len(value)
     if kind is int:
         text = str(value)
-        return {"N": text}, _int_size(text)
+        return {"N": text}, _SMALL_INT_SIZE[value] if 0 <= value < SMALL_INTS else _int_size(text)
     if kind is Num:
         text = str(value)
         return {"N": text}, _decimal_size(text)
@@ -270,17 +277,32 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
         members: Item = {}
         size = 3
         for name, member in value.items():
-            av, member_size = _plain_value(member)
-            members[name] = av
-            size += (len(name) if name.isascii() else _utf8_len(name)) + member_size + 1
+            # Strings and integers inline: most members of nested maps are one or the other.
+            if type(member) is str:
+                members[name] = {"S": member}
+                size += len(member) if member.isascii() else _utf8_len(member)
+            elif type(member) is int:
+                text = str(member)
+                members[name] = {"N": text}
+                size += (
+                    _SMALL_INT_SIZE[member] if 0 <= member < SMALL_INTS else _int_size(text)
+                )
+            else:
+                members[name], member_size = _plain_value(member)
+                size += member_size
+            size += (len(name) if name.isascii() else _utf8_len(name)) + 1
         return {"M": members}, size
     if kind is list:
         elements = []
         size = 3
         for element in value:
-            av, element_size = _plain_value(element)
-            elements.append(av)
-            size += element_size + 1
+            if type(element) is str:
+                elements.append({"S": element})
+                size += (len(element) if element.isascii() else _utf8_len(element)) + 1
+            else:
+                av, element_size = _plain_value(element)
+                elements.append(av)
+                size += element_size + 1
         return {"L": elements}, size
     if kind is float:
         raise CodecError("binary floats are refused: pass numbers as JSON text or Decimal")
@@ -297,18 +319,96 @@ def from_plain(record: Any) -> tuple[Item, int]:
     """
     if type(record) is not dict:
         raise CodecError(f"a record must be a JSON object, got {_json_kind(record)}")
-    item: Item = {}
-    size = 0
-    for name, value in record.items():
-        # Strings are most of a catalog: handled inline, without a call.
-        if type(value) is str:
-            item[name] = {"S": value}
-            size += len(value) if value.isascii() else _utf8_len(value)
-        else:
+    shape = (tuple(record), tuple(map(type, record.values())))
+    convert = _SHAPES.get(shape)
+    if convert is None:
+        convert = _shape_converter(*shape)
+    return convert(*record.values())
+
+
+def _from_values(names: tuple[str, ...]) -> Callable[..., tuple[Item, int]]:
+    """The general conversion, for records of a shape without a compiled converter."""
+
+    def convert(*values: Any) -> tuple[Item, int]:
+        item: Item = {}
+        size = 0
+        for name, value in zip(names, values, strict=True):
             item[name], value_size = _plain_value(value)
-            size += value_size
-        size += len(name) if name.isascii() else _utf8_len(name)
-    return item, size
+            size += value_size + _utf8_len(name)
+        return item, size
+
+    return convert
+
+
+# Records of a load mostly share one shape: the same attribute names, in the same order,
+# with values of the same types. Per shape, a converter is compiled once: straight-line
+# code with each attribute's type and its name's size known, so a record costs no loop,
+# no type dispatch and no name measuring (half the cost of the general loop, measured
+# on catalog items). Names reach the code as closure variables, never as source text.
+MAX_SHAPES = 512
+_SHAPES: dict[tuple[tuple[str, ...], tuple[type, ...]], Callable[..., tuple[Item, int]]] = {}
+_COMPILED_TYPES = (str, int, Num, bool, type(None), dict, list)
+
+
+def _shape_converter(
+    names: tuple[str, ...], types: tuple[type, ...]
+) -> Callable[..., tuple[Item, int]]:
+    if len(_SHAPES) >= MAX_SHAPES or not all(t in _COMPILED_TYPES for t in types):
+        # Too many shapes (heterogeneous input), or values the general path refuses
+        # with its reasons (floats, other types): no compiled code.
+        return _from_values(names)
+    size = 0
+    strings: list[str] = []
+    lines: list[str] = []
+    entries: list[str] = []
+    for i, kind in enumerate(types):
+        size += _utf8_len(names[i])
+        if kind is str:
+            strings.append(f"v{i}")
+            entries.append(f'n{i}: {{"S": v{i}}}')
+        elif kind is int:
+            lines.append(f"t{i} = str(v{i})")
+            lines.append(
+                f"size += _small[v{i}] if 0 <= v{i} < {SMALL_INTS} else _int_size(t{i})"
+            )
+            entries.append(f'n{i}: {{"N": t{i}}}')
+        elif kind is Num:
+            lines.append(f"t{i} = str(v{i}); size += _decimal_size(t{i})")
+            entries.append(f'n{i}: {{"N": t{i}}}')
+        elif kind is bool:
+            size += 1
+            entries.append(f'n{i}: {{"BOOL": v{i}}}')
+        elif kind is type(None):
+            size += 1
+            entries.append(f'n{i}: {{"NULL": True}}')
+        else:
+            lines.append(f"a{i}, s{i} = _plain_value(v{i}); size += s{i}")
+            entries.append(f"n{i}: a{i}")
+    if strings:
+        joined = f"({strings[0]},)" if len(strings) == 1 else f"({', '.join(strings)})"
+        lines.append(f'text = "".join({joined})')
+        lines.append("size += len(text) if text.isascii() else _utf8_len(text)")
+    arguments = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "\n".join(f"        {line}" for line in lines)
+    source = (
+        f"def make({', '.join(f'n{i}' for i in range(len(names))) or ''}):\n"
+        f"    def convert({arguments}):\n"
+        f"        size = {size}\n"
+        f"{body}\n"
+        f"        return {{{', '.join(entries)}}}, size\n"
+        f"    return convert\n"
+    )
+    scope: dict[str, Any] = {
+        "_int_size": _int_size,
+        "_small": _SMALL_INT_SIZE,
+        "_decimal_size": _decimal_size,
+        "_plain_value": _plain_value,
+        "_utf8_len": _utf8_len,
+    }
+    exec(compile(source, f"<codec shape {len(_SHAPES)}>", "exec"), scope)
+    convert: Callable[..., tuple[Item, int]] = scope["make"](*names)
+    _SHAPES[(names, types)] = convert
+    return convert
 
 
 def _json_kind(value: Any) -> str:
@@ -435,6 +535,46 @@ def check_size(size: int) -> None:
         raise CodecError(f"item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES} (400 KB)")
 
 
+class Request(Mapping[str, Any]):
+    """One BatchWriteItem entry (`{"PutRequest": …}` or `{"DeleteRequest": …}`), held as
+    the JSON bytes that go on the wire.
+
+    Encoded once, when the record is read: a batch's body is then these bytes joined,
+    and a finished batch frees 25 byte strings instead of 25 trees of small dicts.
+    (Profiled on catalog items: serialising the dict trees per request and freeing them
+    after were ~20% of the loader's CPU.) It still reads as the dict it encodes, for the
+    few who look inside: verify, a retry's key lookup, tests.
+    """
+
+    __slots__ = ("_value", "json")
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+        self._value: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, request: dict[str, Any]) -> Request:
+        return cls(orjson.dumps(request))
+
+    def _decoded(self) -> dict[str, Any]:
+        # The bytes hold numbers as strings ({"N": "1.5"}), so this is exact.
+        if self._value is None:
+            self._value = orjson.loads(self.json)
+        return self._value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"Request({self.json!r})"
+
+
 @dataclass(slots=True, eq=False)
 class Write:
     """One operation ready for a batch: the request entry, its key, size and cost."""
@@ -444,7 +584,7 @@ class Write:
     line: int
     table: str
     key: tuple[str, ...]
-    request: dict[str, Any]
+    request: Mapping[str, Any]
     size: int
     wcu: int
     delete: bool
@@ -482,7 +622,7 @@ def encode(
             line,
             schema.table,
             key,
-            {"DeleteRequest": {"Key": item}},
+            Request.of({"DeleteRequest": {"Key": item}}),
             size,
             1,
             True,
@@ -496,7 +636,7 @@ def encode(
         line,
         schema.table,
         key,
-        {"PutRequest": {"Item": item}},
+        Request(b'{"PutRequest":{"Item":' + orjson.dumps(item) + b"}}"),
         size,
         units,
         False,

@@ -4,6 +4,7 @@ would classify them."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -11,7 +12,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from loader.client import RequestRejected, Signer, TransientError, _error
+from loader.client import RequestRejected, Signer, TransientError, WireClient, _error
+from loader.codec import Request
 from loader.errors import ConfigError
 
 
@@ -77,3 +79,45 @@ def test_missing_tables_and_refused_credentials_are_configuration_errors() -> No
     assert isinstance(missing, ConfigError)
     assert isinstance(refused, ConfigError)
     assert "refused the credentials" in str(refused)
+
+
+class _Credentials:
+    async def get_frozen_credentials(self) -> Any:
+        return Credentials("AKID", "secret").get_frozen_credentials()
+
+
+class _Reply:
+    status = 200
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+
+    async def __aenter__(self) -> _Reply:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return b'{"UnprocessedItems":{}}'
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def post(self, url: str, *, data: bytes, headers: dict[str, str]) -> _Reply:
+        self.bodies.append(data)
+        return _Reply()
+
+
+async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> None:
+    session = _Session()
+    client = WireClient(
+        session=session, endpoint="http://db", region="us-east-1", credentials=_Credentials()
+    )
+    entries = [{"PutRequest": {"Item": {"PK": {"S": f"p{i}"}, "n": {"N": "1"}}}} for i in range(3)]
+    await client.batch_write_item({"t": entries})
+    await client.batch_write_item({"t": [Request.of(e) for e in entries]})
+    assert session.bodies[0] == session.bodies[1]
+    assert orjson.loads(session.bodies[1])["RequestItems"] == {"t": entries}

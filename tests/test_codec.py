@@ -9,15 +9,20 @@ import base64
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
+from loader import codec
 from loader.codec import (
+    _SHAPES,
     MAX_ITEM_BYTES,
     CodecError,
     Index,
     Item,
     KeySchema,
     Num,
+    Request,
+    _from_values,
     check_size,
     encode,
     from_plain,
@@ -615,3 +620,76 @@ def test_encode_accepts_an_item_of_exactly_400_kb_and_refuses_one_byte_more() ->
 def test_encode_refuses_a_record_without_its_key() -> None:
     with pytest.raises(CodecError, match="key attribute 'SK' is missing"):
         _encode(parse_json('{"PK": "p1"}'))
+
+
+def test_a_write_carries_its_request_as_the_exact_json_that_goes_on_the_wire() -> None:
+    value = parse_json('{"PK": "p1", "SK": "é\\"", "n": 1.50, "big": 1234567890123456789012345}')
+    item, _ = from_plain(value)
+    request = _encode(value).request
+    assert isinstance(request, Request)
+    assert request.json == orjson.dumps({"PutRequest": {"Item": item}})
+    # Numbers travel as their exact text, never through a binary float.
+    assert b'"n":{"N":"1.50"}' in request.json
+    assert b'"big":{"N":"1234567890123456789012345"}' in request.json
+
+
+def test_an_encoded_request_reads_like_the_dict_it_encodes() -> None:
+    request = Request.of({"DeleteRequest": {"Key": {"PK": {"S": "p1"}}}})
+    assert request["DeleteRequest"]["Key"] == {"PK": {"S": "p1"}}
+    assert request.get("PutRequest", {}) == {}
+    assert list(request) == ["DeleteRequest"]
+    assert len(request) == 1
+    assert request == {"DeleteRequest": {"Key": {"PK": {"S": "p1"}}}}
+
+
+SHAPED_RECORDS = [
+    '{"PK": "p1", "SK": "s", "n": 12, "d": 1.50, "b": true, "z": null, "t": ["a", 1],'
+    ' "m": {"k": 5}}',
+    '{"PK": "p2", "SK": "ß€😀", "n": -120000, "d": -0.0010, "b": false, "z": null, "t": [],'
+    ' "m": {"k": "x", "deep": {"l": [null, true, 1e5]}}}',
+    '{"PK": "p3", "SK": "", "n": 9999, "d": 12345678901234567890.5, "b": true, "z": null,'
+    ' "t": [{"a": 1}], "m": {}}',
+    '{"PK": "p4", "SK": "s", "n": 10000, "d": 1E-3, "b": true, "z": null, "t": ["x"],'
+    ' "m": {"k": 0}}',
+    '{"n": 0, "PK": "p5"}',
+    '{"PK": "p6", "n": 123456789012345678901234567890123456}',
+    "{}",
+]
+
+
+@pytest.mark.parametrize("text", SHAPED_RECORDS)
+def test_a_compiled_record_shape_converts_exactly_like_the_general_path(text: str) -> None:
+    record = parse_json(text)
+    general = _from_values(tuple(record))(*record.values())
+    first = from_plain(record)  # compiles this shape
+    again = from_plain(parse_json(text))  # runs the compiled converter
+    assert first == general
+    assert again == general
+    assert (record_shape(record)) in _SHAPES
+
+
+def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
+    return tuple(record), tuple(map(type, record.values()))
+
+
+def test_a_shape_with_a_value_the_general_path_refuses_is_refused_with_its_reason() -> None:
+    for _ in range(2):
+        with pytest.raises(CodecError, match="binary floats are refused"):
+            from_plain({"PK": "p", "f": 1.5})
+    assert record_shape({"PK": "p", "f": 1.5}) not in _SHAPES
+
+
+def test_records_past_the_shape_limit_still_convert_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("loader.codec._SHAPES", {})
+    monkeypatch.setattr("loader.codec.MAX_SHAPES", 2)
+    records = [{"PK": "p", f"a{i}": i, "s": "é"} for i in range(5)]
+    for record in records:
+        assert from_plain(record) == _from_values(tuple(record))(*record.values())
+    assert len(codec._SHAPES) == 2
+
+
+def test_small_integers_cost_what_the_digit_rule_says() -> None:
+    for n in (0, 1, 9, 10, 99, 100, 1000, 1200, 9999, 10_000, -5, 123_456_789):
+        assert from_plain({"n": n})[1] == 1 + number_size(str(n))
