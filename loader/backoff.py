@@ -53,6 +53,7 @@ class Backoff:
 DECREASE = 0.9
 MAX_CUT = 0.5
 CUBIC = 0.002  # growth: rate = peak × (1 + CUBIC × (t - K)³), t seconds since the cut
+BURST_S = 0.2  # adaptive mode's bucket, in seconds of the rate
 MIN_START = 25.0  # one batch of 1 KB items a second
 THROTTLED_SHARE = 0.01
 WINDOW_S = 0.5
@@ -278,6 +279,9 @@ class RateLimiter:
     def _refill(self) -> None:
         now = self._clock.now()
         assert self.rate is not None
-        # A second's worth of burst at most: enough to keep every worker busy.
-        self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+        # A second's worth of burst at most with --max-wcu; adapting, a fifth of that: a
+        # stalled event loop (a busy machine) must not make up for lost time in one
+        # burst, which a table with its stored burst spent refuses, read as noise.
+        ceiling = self.rate * BURST_S if self._adaptive else self.rate
+        self._tokens = min(ceiling, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now

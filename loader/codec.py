@@ -284,9 +284,7 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
             elif type(member) is int:
                 text = str(member)
                 members[name] = {"N": text}
-                size += (
-                    _SMALL_INT_SIZE[member] if 0 <= member < SMALL_INTS else _int_size(text)
-                )
+                size += _SMALL_INT_SIZE[member] if 0 <= member < SMALL_INTS else _int_size(text)
             else:
                 members[name], member_size = _plain_value(member)
                 size += member_size
@@ -368,9 +366,7 @@ def _shape_converter(
             entries.append(f'n{i}: {{"S": v{i}}}')
         elif kind is int:
             lines.append(f"t{i} = str(v{i})")
-            lines.append(
-                f"size += _small[v{i}] if 0 <= v{i} < {SMALL_INTS} else _int_size(t{i})"
-            )
+            lines.append(f"size += _small[v{i}] if 0 <= v{i} < {SMALL_INTS} else _int_size(t{i})")
             entries.append(f'n{i}: {{"N": t{i}}}')
         elif kind is Num:
             lines.append(f"t{i} = str(v{i}); size += _decimal_size(t{i})")
