@@ -53,6 +53,7 @@ class Backoff:
 DECREASE = 0.9
 MAX_CUT = 0.5
 CUBIC = 0.002  # growth: rate = peak × (1 + CUBIC × (t - K)³), t seconds since the cut
+DEMAND_HEADROOM = 2.0  # the rate grows no further than this times what was sent
 BURST_S = 0.2  # adaptive mode's bucket, in seconds of the rate
 MIN_START = 25.0  # one batch of 1 KB items a second
 THROTTLED_SHARE = 0.01
@@ -87,8 +88,8 @@ class _Streak:
     epoch: _Epoch | None  # the growth before the first cut; None: unlimited
     rate: float  # the sending rate then, WCU/s
     accepted: float  # WCU/s DynamoDB accepted in the window that began it
-    # From unlimited, the first window may hold the table's stored burst: its count
-    # is replaced by the next window's.
+    # The first window may hold the table's stored burst (spent after a quiet spell):
+    # its count is replaced by the next window's.
     provisional: bool
     last: float  # when it last cut: a refusal more than STREAK_S later starts a new one
 
@@ -130,8 +131,10 @@ class RateLimiter:
     capacity (a capacity limit keeps accepting as much, until the rate is under
     it and refusals stop). Then the run is undone, and refusals up to that share
     no longer cut (the share learnt fades by 1% a window; capped at 50%); backoff
-    handles them. A run that began unlimited takes its reference from its second
-    window: the first may hold the table's stored burst.
+    handles them. A run takes its reference from its second window: the first may
+    hold the table's stored burst. Judged, and cut, on what was sent, not on the
+    rate; and in quiet windows the rate grows to twice what was sent at most, so
+    a job held back by its source does not build up a rate it never used.
     """
 
     def __init__(self, clock: Clock, *, max_wcu: float | None, adaptive: bool) -> None:
@@ -233,13 +236,19 @@ class RateLimiter:
         accepted = self._accepted / span
         sent = self._accepted + self._refused
         share = self._refused / sent if sent else 0.0
-        ceiling = self._sent / span if self.rate is None else self.rate
+        # What was sent, not the rate: a job sending below its rate (a slow source, a
+        # busy machine) is judged, and cut, on what it did.
+        sent_rate = self._sent / span
+        ceiling = sent_rate if self.rate is None else min(self.rate, sent_rate)
         streak = self._streak
         if streak is not None and now - streak.last > STREAK_S:
             streak = self._streak = None
         if share <= THROTTLED_SHARE + self._noise:
             if self._epoch is not None:
-                self._set_rate(max(MIN_START, self._epoch.rate(now)))
+                # The curve grows with time; the rate, no further than twice what was
+                # sent: unused, a huge rate would let a burst out when demand returns.
+                grown = min(self._epoch.rate(now), DEMAND_HEADROOM * sent_rate)
+                self._set_rate(max(MIN_START, self.rate or 0.0, grown))
         elif (
             streak is not None
             and not streak.provisional
@@ -255,7 +264,7 @@ class RateLimiter:
         else:
             if streak is None or streak.provisional:
                 epoch = streak.epoch if streak else self._epoch
-                provisional = streak is None and self.rate is None
+                provisional = streak is None
                 self._streak = _Streak(epoch, ceiling, accepted, provisional, now)
             else:
                 self._streak = dataclasses.replace(streak, last=now)

@@ -116,7 +116,8 @@ class Dispatch:
     are distinct: a key has at most one write outside the `Batcher` at a time.
 
     Memory stays bounded: while more than `retry_limit` writes wait for a retry,
-    workers take no fresh batches, and the reader waits on the full queue.
+    workers take no fresh writes (nor top up with them), and the reader waits on
+    the full queue.
     """
 
     def __init__(
@@ -141,6 +142,8 @@ class Dispatch:
 
     async def put(self, batch: list[Write]) -> None:
         """A fresh batch from the reader; waits while the queue is full."""
+        if self._stopped:
+            return  # never sent: its writes stay pending in the checkpoint
         await self._fresh.put(batch)
         self._wake(1)
 
@@ -196,6 +199,7 @@ class Dispatch:
 
     def _take(self) -> list[Write] | None:
         retries = self._retries
+        over = len(retries) > self._retry_limit
         if retries and retries[0][0] <= self._clock.now():
             now = self._clock.now()
             batch: list[Write] = []
@@ -207,7 +211,12 @@ class Dispatch:
                 heapq.heappop(retries)
                 batch.append(write)
                 size += write.size
-            if len(batch) < self._max_ops and not self._stopped and not self._fresh.empty():
+            if (
+                len(batch) < self._max_ops
+                and not self._stopped
+                and not over
+                and not self._fresh.empty()
+            ):
                 fresh = self._fresh.get_nowait()
                 room = self._max_ops - len(batch)
                 while fresh and room and size + fresh[0].size <= self._max_bytes:
@@ -219,7 +228,7 @@ class Dispatch:
                 for write in fresh:
                     heapq.heappush(retries, (now, write.seq, write))
             return batch
-        if self._stopped or len(retries) > self._retry_limit or self._fresh.empty():
+        if self._stopped or over or self._fresh.empty():
             return None
         return self._fresh.get_nowait()
 
@@ -236,6 +245,10 @@ class Dispatch:
                 await asyncio.wait((woken, due), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 due.cancel()
+        except asyncio.CancelledError:
+            if woken.done():
+                self._wake(1)  # a wake-up meant for this worker goes to the next
+            raise
         finally:
             if not woken.done():
                 woken.cancel()
@@ -252,5 +265,7 @@ class Dispatch:
 async def batches(dispatch: Dispatch) -> AsyncIterator[list[Write]]:
     """A worker's batches, until everything is through."""
     while (batch := await dispatch.get()) is not None:
-        yield batch
-        dispatch.done()
+        try:
+            yield batch
+        finally:
+            dispatch.done()

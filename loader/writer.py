@@ -93,7 +93,7 @@ class Writer:
         for write in writes:
             failed = attempts.get(write.seq, 0) + 1
             if failed > self._max_retries:
-                del attempts[write.seq]
+                attempts.pop(write.seq, None)
                 self._metrics.gave_up += 1
                 self._outcomes.rejected([write], f"gave up after {failed} attempts: {reason}")
             else:

@@ -46,6 +46,7 @@ class FakeDynamo:
         poison: str | None = None,
         always_unprocessed: str | None = None,
         refuse_first: dict[str, int] | None = None,
+        latency_s: float = 0.0,
     ) -> None:
         self.clock = clock
         self.rng = random.Random(seed)
@@ -53,6 +54,7 @@ class FakeDynamo:
         self.p_unprocessed = p_unprocessed
         self.poison = poison
         self.always_unprocessed = always_unprocessed
+        self.latency_s = latency_s  # fake time each call takes (else time passes only in sleeps)
         self.refuse_first = dict(refuse_first or {})  # PK -> sends to refuse before taking it
         self.calls: list[list[tuple[str, str]]] = []  # the keys of each call, in order
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -82,6 +84,7 @@ class FakeDynamo:
         raise AssertionError("not used")
 
     async def batch_write_item(self, request_items: dict[str, list[Any]]) -> dict[str, Any]:
+        self.clock.t += self.latency_s
         await asyncio.sleep(0)
         task = asyncio.current_task()
         self.calls_by_task[task.get_name() if task else "?"] += 1

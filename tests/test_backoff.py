@@ -8,7 +8,7 @@ from statistics import fmean
 
 import pytest
 
-from loader.backoff import DECREASE, THROTTLED_SHARE, Backoff, RateLimiter
+from loader.backoff import DECREASE, Backoff, RateLimiter
 
 
 class FakeClock:
@@ -178,10 +178,15 @@ class SimTable:
         end = clock.t + seconds
         while clock.t < end:
             await limiter.acquire(25)
+            sent_at = clock.t
             clock.t += self.step
             accepted, by_capacity = self.offer(clock.t, 25)
             limiter.settle(
-                taken=25, consumed=accepted, throttled=accepted < 25, refused=25 - accepted
+                taken=25,
+                consumed=accepted,
+                throttled=accepted < 25,
+                refused=25 - accepted,
+                sent_at=sent_at,
             )
             second = int(clock.t)
             for series in (self.admitted, self.requests, self.throttled):
@@ -289,12 +294,11 @@ async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising()
     table.capacity = None
     rate = limiter.rate
     assert rate is not None
-    for _ in range(200):  # 5 s at 1,000 WCU/s, 1 WCU in 200 refused
+    for _ in range(200):  # 5 s at 1,000 WCU/s, 1 WCU in 200 refused: under the 1% bar
         clock.t += 0.025
         limiter.settle(taken=25, consumed=25 - (_ % 8 == 0), throttled=_ % 8 == 0)
     assert limiter.rate is not None
     assert limiter.rate > rate * 1.05  # past the cut's peak, probing faster and faster
-    assert THROTTLED_SHARE > 1 / 200
 
 
 async def test_refusals_that_stay_when_the_rate_is_cut_do_not_collapse_it() -> None:
@@ -318,3 +322,16 @@ async def test_writes_refused_again_do_not_cut_the_rate_for_every_key() -> None:
         clock.t += 0.01
         limiter.settle(taken=25, consumed=20, throttled=True, refused=5, again=5)
     assert limiter.rate is None
+
+
+async def test_a_job_sending_less_than_its_rate_does_not_build_up_an_unused_rate() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    table = SimTable(1000)
+    await table.run(limiter, clock, 5)  # cut once, near the capacity
+    for _ in range(2400):  # then a minute at 100 WCU/s: the source is slow
+        clock.t += 0.025
+        limiter.settle(taken=2.5, consumed=2.5, throttled=False, sent_at=clock.t)
+    assert limiter.rate is not None
+    # Twice what was sent at most (or what it was): not the cubic's 100,000+ WCU/s.
+    assert limiter.rate <= 1500

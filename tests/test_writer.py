@@ -114,25 +114,27 @@ async def test_leftovers_are_resent_in_full_batches_topped_up_with_fresh_writes(
     source = tmp_path / "in.jsonl"
     write_input(source, 2000)
     clock = FakeClock()
-    dynamo = FakeDynamo(clock, seed=4, p_unprocessed=0.2)
+    # Each call takes 10 ms of fake time, so leftovers come due while fresh writes wait.
+    dynamo = FakeDynamo(clock, seed=4, p_unprocessed=0.2, latency_s=0.01)
 
     await load(
-        config(source, tmp_path, workers=4, adaptive=False, queue_size=4),
+        config(source, tmp_path, workers=4, adaptive=False),
         client=dynamo,
         clock=clock,
         rng=random.Random(3),
     )
 
-    # Until the input runs out, a resend of a few leftovers never goes out on its own:
-    # requests are full, so throttling does not multiply them.
+    # Until the input runs out, a resend of a few leftovers goes out topped up with
+    # fresh writes, so throttling does not multiply requests.
     last_fresh = max(n for n, keys in enumerate(dynamo.calls) if ("P#1999", "S") in keys)
-    assert all(len(keys) == 25 for keys in dynamo.calls[:last_fresh])
+    calls = dynamo.calls[:last_fresh]
     seen: set[tuple[str, str]] = set()
     mixed = 0
-    for keys in dynamo.calls[:last_fresh]:
+    for keys in calls:
         mixed += 0 < len(seen.intersection(keys)) < len(keys)
         seen.update(keys)
-    assert mixed > 0  # leftovers went out topped up with fresh writes
+    assert mixed > 0
+    assert sum(len(keys) < 25 for keys in calls) < 0.2 * len(calls)
 
 
 async def test_a_batch_dynamodb_refuses_is_narrowed_down_to_the_bad_item(tmp_path: Path) -> None:
@@ -173,3 +175,20 @@ async def test_when_retries_run_out_the_records_are_rejected_not_dropped(tmp_pat
     assert report.items_written + report.rejected == report.records_read
     assert report.exit_status == 3  # the job finished, but DynamoDB kept refusing a record
     assert report.outcome.startswith("retries exhausted")
+
+
+async def test_with_max_retries_0_a_refused_record_is_rejected_after_one_send(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.jsonl"
+    write_input(source, 50)
+    clock = FakeClock()
+    dynamo = FakeDynamo(clock, refuse_first={"P#3": 1})
+
+    report = await load(config(source, tmp_path, max_retries=0), client=dynamo, clock=clock)
+
+    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], json.loads(r["record"])["PK"]) for r in rejects] == [(4, "P#3")]
+    assert "gave up after 1 attempts" in rejects[0]["reason"]
+    assert report.items_written == 49
+    assert report.exit_status == 3
