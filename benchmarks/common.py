@@ -579,3 +579,16 @@ def dynamodb_local() -> Iterator[str]:
     with start() as server:
         print(f"DynamoDB Local on {server.url}", flush=True)
         yield server.url
+
+
+def runnable(module: str, label: str) -> bool:
+    """Whether a contender can run on this machine; says why not when it cannot (only the
+    JS SDK peer has prerequisites outside the venv: Node.js >= 20 and the SDK)."""
+    if module != "peer_js":
+        return True
+    from benchmarks.peer_js import missing
+
+    why = missing()
+    if why:
+        print(f"skipped: {label}: {why}", flush=True)
+    return why is None

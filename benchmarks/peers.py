@@ -1,6 +1,7 @@
 """How does ddb-loader's items/s compare with what people use instead — a `PutItem`
-loop, boto3's `batch_writer`, aioboto3's `batch_writer` (1 and 16 concurrent) — and
-with the server's own ceiling, on the same data and the same DynamoDB Local, in one run?
+loop, boto3's `batch_writer`, aioboto3's `batch_writer` (1 and 16 concurrent), the AWS
+SDK for JavaScript v3 (16 batches in flight) — and with the server's own ceiling, on
+the same data and the same DynamoDB Local, in one run?
 
     python -m benchmarks.peers [--items 50000] [--put-time-limit 30] [--warmup 5000]
 
@@ -38,7 +39,7 @@ class Contender:
 
 
 def contenders(put_time_limit: float) -> list[Contender]:
-    return [
+    everyone = [
         Contender(
             "boto3 put_item loop",
             "put-loop",
@@ -49,12 +50,14 @@ def contenders(put_time_limit: float) -> list[Contender]:
         Contender("boto3 batch_writer", "boto3-bw", "peer_boto3", ("--mode", "batch-writer")),
         Contender("aioboto3 batch_writer x1", "aioboto3-1", "peer_aioboto3", ("--writers", "1")),
         Contender("aioboto3 batch_writer x16", "aioboto3-16", "peer_aioboto3", ("--writers", "16")),
+        Contender("AWS SDK for JS v3 x16", "js-16", "peer_js", ("--in-flight", "16")),
         Contender(LOADER, "loader-default", "loader"),
         Contender("ddb-loader --workers 32", "loader-32", "loader", ("--workers", "32")),
         Contender(
             "server ceiling (raw aiohttp x32)", "ceiling", "peer_ceiling", ("--in-flight", "32")
         ),
     ]
+    return [who for who in everyone if common.runnable(who.module, who.label)]
 
 
 def run_one(url: str, source: Path, items: int, who: Contender, timeout_s: float) -> dict[str, Any]:
