@@ -4,7 +4,6 @@ would classify them."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 import orjson
 import pytest
@@ -81,43 +80,27 @@ def test_missing_tables_and_refused_credentials_are_configuration_errors() -> No
     assert "refused the credentials" in str(refused)
 
 
-class _Credentials:
-    async def get_frozen_credentials(self) -> Any:
-        return Credentials("AKID", "secret").get_frozen_credentials()
-
-
-class _Reply:
-    status = 200
-
+class _Http:
     def __init__(self) -> None:
-        self.headers: dict[str, str] = {}
-
-    async def __aenter__(self) -> _Reply:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def read(self) -> bytes:
-        return b'{"UnprocessedItems":{}}'
-
-
-class _Session:
-    def __init__(self) -> None:
+        self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
 
-    def post(self, url: str, *, data: bytes, headers: dict[str, str]) -> _Reply:
-        self.bodies.append(data)
-        return _Reply()
+    async def post(self, head: bytes, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        self.heads.append(head)
+        self.bodies.append(body)
+        return 200, {}, b'{"UnprocessedItems":{}}'
 
 
 async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> None:
-    session = _Session()
+    http = _Http()
     client = WireClient(
-        session=session, endpoint="http://db", region="us-east-1", credentials=_Credentials()
+        http=http, endpoint="http://db", region="us-east-1", credentials=Credentials("AKID", "s")
     )
     entries = [{"PutRequest": {"Item": {"PK": {"S": f"p{i}"}, "n": {"N": "1"}}}} for i in range(3)]
     await client.batch_write_item({"t": entries})
     await client.batch_write_item({"t": [Request.of(e) for e in entries]})
-    assert session.bodies[0] == session.bodies[1]
-    assert orjson.loads(session.bodies[1])["RequestItems"] == {"t": entries}
+    assert http.bodies[0] == http.bodies[1]
+    assert orjson.loads(http.bodies[1])["RequestItems"] == {"t": entries}
+    head = http.heads[0].decode()
+    assert head.startswith("POST / HTTP/1.1\r\nHost: db\r\n")
+    assert f"Content-Length: {len(http.bodies[0])}\r\n\r\n" in head
