@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import hashlib
 import hmac
+import os
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -369,6 +370,32 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
     return endpoint, resolved_region, credentials
 
 
+def from_environment(
+    endpoint_url: str | None, region: str | None, profile: str | None
+) -> tuple[str, str, StaticCredentials] | None:
+    """What `resolve` would find, when it is all explicit and botocore need not be asked:
+    an --endpoint-url (DynamoDB Local, test endpoints), no --profile, keys in the
+    environment (botocore's first credential provider, which wins then), a region from
+    --region or AWS_DEFAULT_REGION (which beats any config file). None otherwise.
+
+    Saves the botocore import and session (~0.35 s of CPU, 8% of a 100k-item load).
+    """
+    env = os.environ
+    access_key = env.get("AWS_ACCESS_KEY_ID", "")
+    secret_key = env.get("AWS_SECRET_ACCESS_KEY", "")
+    region = region or env.get("AWS_DEFAULT_REGION", "")
+    if not endpoint_url or profile or not access_key or not secret_key or not region:
+        return None
+    if env.get("AWS_CREDENTIAL_EXPIRATION"):
+        return None  # refreshable environment credentials: botocore's business
+    token = None
+    for name in ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):  # botocore's order
+        if name in env:
+            token = env[name]
+            break
+    return endpoint_url, region, StaticCredentials(access_key, secret_key, token)
+
+
 @asynccontextmanager
 async def open_client(
     *,
@@ -387,6 +414,8 @@ async def open_client(
     if resolved is not None:
         endpoint, resolved_region = resolved.endpoint, resolved.region
         credentials = resolved.credentials_object()
+    elif (explicit := from_environment(endpoint_url, region, profile)) is not None:
+        endpoint, resolved_region, credentials = explicit
     else:
         endpoint, resolved_region, credentials = await asyncio.to_thread(
             resolve, endpoint_url, region, profile
