@@ -305,6 +305,7 @@ def from_plain(record: Any) -> tuple[Item, int]:
     # The usual case: a shape seen before, found by its names alone; the converter
     # checks the value types itself and answers None when they differ.
     convert = _BY_NAMES.get(tuple(record))
+    result: tuple[Item, int] | None
     if convert is not None:
         result = convert(*record.values())
         if result is not None:
@@ -321,6 +322,7 @@ def from_plain(record: Any) -> tuple[Item, int]:
 def _map_value(value: dict[str, Any]) -> tuple[AttributeValue, int]:
     """A nested object as {"M": …} and its size, by a compiled converter of its shape."""
     convert = _NESTED_BY_NAMES.get(tuple(value))
+    result: tuple[AttributeValue, int] | None
     if convert is not None:
         result = convert(*value.values())
         if result is not None:
