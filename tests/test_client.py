@@ -101,6 +101,11 @@ async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> Non
     await client.batch_write_item({"t": entries})
     await client.batch_write_item({"t": [Request.of(e) for e in entries]})
     assert http.bodies[0] == http.bodies[1]
+    two = {"t": [Request.of(e) for e in entries], 'o"dd': [Request.of(entries[0])]}
+    await client.batch_write_item(two)
+    plain = {"t": entries, 'o"dd': [entries[0]]}
+    payload = {"RequestItems": plain, "ReturnConsumedCapacity": "TOTAL"}
+    assert http.bodies[2] == orjson.dumps(payload)
     assert orjson.loads(http.bodies[1])["RequestItems"] == {"t": entries}
     head = http.heads[0].decode()
     assert head.startswith("POST / HTTP/1.1\r\nHost: db\r\n")
