@@ -4,6 +4,8 @@ zero-work endpoint: CPU-seconds (user+sys of the loader and its children, by wai
 
     python -m benchmarks.ab --file .cache/bench/catalog-100000.jsonl \\
         --checkout base=/tmp/base --checkout new=. --rounds 3 -- --processes 1
+    python -m benchmarks.ab --file FILE --checkout "p1=.::--processes 1" \\
+        --checkout "p2=.::--processes 2"
 
 Each checkout runs as `python -m loader` with that checkout as cwd and PYTHONPATH,
 so each measures its own code. Rounds alternate the order (ABBA…) to spread drift.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -57,19 +60,30 @@ def run_once(checkout: Path, source: Path, url: str, extra: Sequence[str]) -> di
 def main(argv: Sequence[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--file", type=Path, required=True)
-    args.add_argument("--checkout", action="append", required=True, help="LABEL=PATH")
+    args.add_argument(
+        "--checkout",
+        action="append",
+        required=True,
+        help="LABEL=PATH, or LABEL=PATH::ARGS for arguments of this contender alone",
+    )
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("extra", nargs="*", help="more loader arguments (after --)")
     opts = args.parse_args(argv)
     common.use_dummy_credentials()
-    checkouts = [(c.split("=", 1)[0], Path(c.split("=", 1)[1]).resolve()) for c in opts.checkout]
+    checkouts = []
+    own: dict[str, list[str]] = {}
+    for spec in opts.checkout:
+        label, rest = spec.split("=", 1)
+        path, _, extra = rest.partition("::")
+        checkouts.append((label, Path(path).resolve()))
+        own[label] = shlex.split(extra)
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in checkouts}
     source = opts.file.resolve()
     with common.null_endpoint() as url:
         for round_no in range(opts.rounds):
             order = checkouts if round_no % 2 == 0 else list(reversed(checkouts))
             for label, path in order:
-                r = run_once(path, source, url, opts.extra)
+                r = run_once(path, source, url, [*opts.extra, *own[label]])
                 results[label].append(r)
                 print(
                     f"round {round_no + 1} {label:>8}: {r['cpu_s']:.2f} CPU-s "
