@@ -239,7 +239,23 @@ def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+# Sizes of decimal texts already measured: prices and ratings repeat (a catalog's 41
+# ratings, its prices to the cent), and a dict lookup is a tenth of measuring one.
+_DECIMAL_SIZES: dict[str, int] = {}
+MAX_DECIMAL_SIZES = 1 << 14
+
+
 def _decimal_size(text: str) -> int:
+    """Size of a JSON number's text, remembered for up to MAX_DECIMAL_SIZES texts."""
+    size = _DECIMAL_SIZES.get(text)
+    if size is None:
+        size = _measure_decimal(text)  # raises CodecError for what is not a number
+        if len(_DECIMAL_SIZES) < MAX_DECIMAL_SIZES:
+            _DECIMAL_SIZES[text] = size
+    return size
+
+
+def _measure_decimal(text: str) -> int:
     """Size of a JSON number's text; plain decimals are measured without Decimal (hot path)."""
     negative = text[0] == "-"
     body = text[1:] if negative else text
@@ -274,22 +290,7 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
     if value is None:
         return {"NULL": True}, 1
     if kind is dict:
-        members: Item = {}
-        size = 3
-        for name, member in value.items():
-            # Strings and integers inline: most members of nested maps are one or the other.
-            if type(member) is str:
-                members[name] = {"S": member}
-                size += len(member) if member.isascii() else _utf8_len(member)
-            elif type(member) is int:
-                text = str(member)
-                members[name] = {"N": text}
-                size += _SMALL_INT_SIZE[member] if 0 <= member < SMALL_INTS else _int_size(text)
-            else:
-                members[name], member_size = _plain_value(member)
-                size += member_size
-            size += (len(name) if name.isascii() else _utf8_len(name)) + 1
-        return {"M": members}, size
+        return _map_value(value)
     if kind is list:
         elements = []
         size = 3
@@ -317,11 +318,38 @@ def from_plain(record: Any) -> tuple[Item, int]:
     """
     if type(record) is not dict:
         raise CodecError(f"a record must be a JSON object, got {_json_kind(record)}")
+    # The usual case: a shape seen before, found by its names alone; the converter
+    # checks the value types itself and answers None when they differ.
+    convert = _BY_NAMES.get(tuple(record))
+    result: tuple[Item, int] | None
+    if convert is not None:
+        result = convert(*record.values())
+        if result is not None:
+            return result
     shape = (tuple(record), tuple(map(type, record.values())))
     convert = _SHAPES.get(shape)
     if convert is None:
         convert = _shape_converter(*shape)
-    return convert(*record.values())
+    result = convert(*record.values())
+    assert result is not None
+    return result
+
+
+def _map_value(value: dict[str, Any]) -> tuple[AttributeValue, int]:
+    """A nested object as {"M": …} and its size, by a compiled converter of its shape."""
+    convert = _NESTED_BY_NAMES.get(tuple(value))
+    result: tuple[AttributeValue, int] | None
+    if convert is not None:
+        result = convert(*value.values())
+        if result is not None:
+            return result
+    shape = (tuple(value), tuple(map(type, value.values())))
+    convert = _NESTED.get(shape)
+    if convert is None:
+        convert = _shape_converter(*shape, nested=True)
+    result = convert(*value.values())
+    assert result is not None
+    return result
 
 
 def _from_values(names: tuple[str, ...]) -> Callable[..., tuple[Item, int]]:
@@ -338,29 +366,48 @@ def _from_values(names: tuple[str, ...]) -> Callable[..., tuple[Item, int]]:
     return convert
 
 
+def _nested_values(names: tuple[str, ...]) -> Callable[..., tuple[AttributeValue, int]]:
+    convert = _from_values(names)
+
+    def nested(*values: Any) -> tuple[AttributeValue, int]:
+        item, size = convert(*values)
+        return {"M": item}, size + 3 + len(names)
+
+    return nested
+
+
 # Records of a load mostly share one shape: the same attribute names, in the same order,
 # with values of the same types. Per shape, a converter is compiled once: straight-line
 # code with each attribute's type and its name's size known, so a record costs no loop,
 # no type dispatch and no name measuring (half the cost of the general loop, measured
 # on catalog items). Names reach the code as closure variables, never as source text.
+# Nested objects (a map attribute) get compiled converters of their own shapes.
 MAX_SHAPES = 512
-_SHAPES: dict[tuple[tuple[str, ...], tuple[type, ...]], Callable[..., tuple[Item, int]]] = {}
+_SHAPES: dict[tuple[tuple[str, ...], tuple[type, ...]], Callable[..., Any]] = {}
+_NESTED: dict[tuple[tuple[str, ...], tuple[type, ...]], Callable[..., Any]] = {}
+# The first compiled converter of each tuple of names: found without the value types.
+_BY_NAMES: dict[tuple[str, ...], Callable[..., Any]] = {}
+_NESTED_BY_NAMES: dict[tuple[str, ...], Callable[..., Any]] = {}
 _COMPILED_TYPES = (str, int, Num, bool, type(None), dict, list)
 
 
 def _shape_converter(
-    names: tuple[str, ...], types: tuple[type, ...]
-) -> Callable[..., tuple[Item, int]]:
-    if len(_SHAPES) >= MAX_SHAPES or not all(t in _COMPILED_TYPES for t in types):
+    names: tuple[str, ...], types: tuple[type, ...], *, nested: bool = False
+) -> Callable[..., Any]:
+    shapes, by_names = (_NESTED, _NESTED_BY_NAMES) if nested else (_SHAPES, _BY_NAMES)
+    if len(shapes) >= MAX_SHAPES or not all(t in _COMPILED_TYPES for t in types):
         # Too many shapes (heterogeneous input), or values the general path refuses
         # with its reasons (floats, other types): no compiled code.
-        return _from_values(names)
-    size = 0
+        return _nested_values(names) if nested else _from_values(names)
+    # In a map, each member costs one byte more, and the map itself three.
+    size = 3 + len(names) if nested else 0
     strings: list[str] = []
     lines: list[str] = []
     entries: list[str] = []
+    checks: list[str] = []
     for i, kind in enumerate(types):
         size += _utf8_len(names[i])
+        checks.append(f"type(v{i}) is not T{i}")
         if kind is str:
             strings.append(f"v{i}")
             entries.append(f'n{i}: {{"S": v{i}}}')
@@ -377,6 +424,9 @@ def _shape_converter(
         elif kind is type(None):
             size += 1
             entries.append(f'n{i}: {{"NULL": True}}')
+        elif kind is dict:
+            lines.append(f"a{i}, s{i} = _map_value(v{i}); size += s{i}")
+            entries.append(f"n{i}: a{i}")
         else:
             lines.append(f"a{i}, s{i} = _plain_value(v{i}); size += s{i}")
             entries.append(f"n{i}: a{i}")
@@ -385,13 +435,19 @@ def _shape_converter(
         lines.append(f'text = "".join({joined})')
         lines.append("size += len(text) if text.isascii() else _utf8_len(text)")
     arguments = ", ".join(f"v{i}" for i in range(len(names)))
+    parameters = [f"n{i}" for i in range(len(names))] + [f"T{i}" for i in range(len(names))]
+    guard = f"        if {' or '.join(checks)}:\n            return None\n" if checks else ""
     body = "\n".join(f"        {line}" for line in lines)
+    result = f"{{{', '.join(entries)}}}"
+    if nested:
+        result = f'{{"M": {result}}}'
     source = (
-        f"def make({', '.join(f'n{i}' for i in range(len(names))) or ''}):\n"
+        f"def make({', '.join(parameters)}):\n"
         f"    def convert({arguments}):\n"
+        f"{guard}"
         f"        size = {size}\n"
         f"{body}\n"
-        f"        return {{{', '.join(entries)}}}, size\n"
+        f"        return {result}, size\n"
         f"    return convert\n"
     )
     scope: dict[str, Any] = {
@@ -399,11 +455,14 @@ def _shape_converter(
         "_small": _SMALL_INT_SIZE,
         "_decimal_size": _decimal_size,
         "_plain_value": _plain_value,
+        "_map_value": _map_value,
         "_utf8_len": _utf8_len,
     }
-    exec(compile(source, f"<codec shape {len(_SHAPES)}>", "exec"), scope)
-    convert: Callable[..., tuple[Item, int]] = scope["make"](*names)
-    _SHAPES[(names, types)] = convert
+    kind_name = "map" if nested else "shape"
+    exec(compile(source, f"<codec {kind_name} {len(shapes)}>", "exec"), scope)
+    convert: Callable[..., Any] = scope["make"](*names, *types)
+    shapes[(names, types)] = convert
+    by_names.setdefault(names, convert)
     return convert
 
 
@@ -624,8 +683,11 @@ def encode(
             True,
             text,
         )
-    check_size(size)
-    units = schema.put_wcu(item, size) if schema.indexes else wcu(size)
+    if size > MAX_ITEM_BYTES:
+        check_size(size)
+    units = schema.put_wcu(item, size) if schema.indexes else (size + WCU_BYTES - 1) // WCU_BYTES
+    if units < 1:
+        units = 1
     return Write(
         seq,
         source,

@@ -4,7 +4,7 @@ would classify them."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from pathlib import Path
 
 import orjson
 import pytest
@@ -81,43 +81,83 @@ def test_missing_tables_and_refused_credentials_are_configuration_errors() -> No
     assert "refused the credentials" in str(refused)
 
 
-class _Credentials:
-    async def get_frozen_credentials(self) -> Any:
-        return Credentials("AKID", "secret").get_frozen_credentials()
-
-
-class _Reply:
-    status = 200
-
+class _Http:
     def __init__(self) -> None:
-        self.headers: dict[str, str] = {}
-
-    async def __aenter__(self) -> _Reply:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def read(self) -> bytes:
-        return b'{"UnprocessedItems":{}}'
-
-
-class _Session:
-    def __init__(self) -> None:
+        self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
 
-    def post(self, url: str, *, data: bytes, headers: dict[str, str]) -> _Reply:
-        self.bodies.append(data)
-        return _Reply()
+    async def post(self, head: bytes, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        self.heads.append(head)
+        self.bodies.append(body)
+        return 200, {}, b'{"UnprocessedItems":{}}'
 
 
 async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> None:
-    session = _Session()
+    http = _Http()
     client = WireClient(
-        session=session, endpoint="http://db", region="us-east-1", credentials=_Credentials()
+        http=http, endpoint="http://db", region="us-east-1", credentials=Credentials("AKID", "s")
     )
     entries = [{"PutRequest": {"Item": {"PK": {"S": f"p{i}"}, "n": {"N": "1"}}}} for i in range(3)]
     await client.batch_write_item({"t": entries})
     await client.batch_write_item({"t": [Request.of(e) for e in entries]})
-    assert session.bodies[0] == session.bodies[1]
-    assert orjson.loads(session.bodies[1])["RequestItems"] == {"t": entries}
+    assert http.bodies[0] == http.bodies[1]
+    two = {"t": [Request.of(e) for e in entries], 'o"dd': [Request.of(entries[0])]}
+    await client.batch_write_item(two)
+    plain = {"t": entries, 'o"dd': [entries[0]]}
+    payload = {"RequestItems": plain, "ReturnConsumedCapacity": "TOTAL"}
+    assert http.bodies[2] == orjson.dumps(payload)
+    assert orjson.loads(http.bodies[1])["RequestItems"] == {"t": entries}
+    head = http.heads[0].decode()
+    assert head.startswith("POST / HTTP/1.1\r\nHost: db\r\n")
+    assert f"Content-Length: {len(http.bodies[0])}\r\n\r\n" in head
+
+
+@pytest.mark.parametrize(
+    ("env", "region"),
+    [
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, None),
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "us-east-2"),
+        ({}, "ap-south-1"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_SESSION_TOKEN": "tok"}, None),
+        (
+            {
+                "AWS_DEFAULT_REGION": "eu-west-1",
+                "AWS_SECURITY_TOKEN": "a",
+                "AWS_SESSION_TOKEN": "b",
+            },
+            None,
+        ),
+    ],
+)
+def test_explicit_settings_resolve_as_botocore_resolves_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], region: str | None
+) -> None:
+    from loader.client import from_environment, resolve
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    url = "http://127.0.0.1:8000"
+    fast = from_environment(url, region, None)
+    assert fast is not None
+    endpoint, found_region, credentials = resolve(url, region, None)
+    frozen = credentials.get_frozen_credentials()
+    assert fast[:2] == (endpoint, found_region)
+    assert (fast[2].access_key, fast[2].secret_key, fast[2].token) == tuple(frozen)[:3]
+
+
+def test_anything_less_explicit_is_left_to_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loader.client import from_environment
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert from_environment(None, None, None) is None  # the endpoint comes from rules
+    assert from_environment("http://x:1", None, "prod") is None  # a profile's keys win
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2030-01-01T00:00:00Z")
+    assert from_environment("http://x:1", None, None) is None

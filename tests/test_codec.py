@@ -693,3 +693,15 @@ def test_records_past_the_shape_limit_still_convert_exactly(
 def test_small_integers_cost_what_the_digit_rule_says() -> None:
     for n in (0, 1, 9, 10, 99, 100, 1000, 1200, 9999, 10_000, -5, 123_456_789):
         assert from_plain({"n": n})[1] == 1 + number_size(str(n))
+
+
+def test_records_of_the_same_names_but_other_value_types_convert_exactly() -> None:
+    texts = [
+        '{"PK": "p", "v": 1, "m": {"a": 1, "b": "x"}}',
+        '{"PK": "p", "v": "one", "m": {"a": "1", "b": 2.50}}',
+        '{"PK": "p", "v": 1.5, "m": {"a": null, "b": [1, {"c": true}]}}',
+        '{"PK": "p", "v": {"w": 1}, "m": {"a": {}, "b": {"a": 1, "b": "x"}}}',
+    ]
+    for text in texts * 2:  # the second time through compiled converters
+        record = parse_json(text)
+        assert from_plain(record) == _from_values(tuple(record))(*record.values())

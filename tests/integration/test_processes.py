@@ -156,3 +156,16 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
     assert f"skipped (resume) {done:,}" in resumed.stdout
     stored = {item["PK"]["S"]: int(item["v"]["N"]) for item in scan_table(ddb_local.url, table)}
     assert stored == last
+
+
+@pytest.mark.parametrize("value", ["a", "é€😀", "", "x" * 300, 5, 10, "1.0"])
+def test_the_key_peek_routes_a_line_as_its_parsed_record_is_routed(value: object) -> None:
+    from loader.codec import KeySchema, parse_json
+    from loader.parallel import KeyPeek, route
+    from loader.sources import Record
+
+    raw = json.dumps({"PK": value, "other": [1, {"PK": "not this"}]}).encode()
+    schemas = {"bench": KeySchema("bench", "PK", "S")}
+    record = Record("f", 1, parse_json(raw), raw)
+    for n in (2, 3, 7):
+        assert KeyPeek("bench", "PK", n).shard(raw) == route(record, "bench", schemas, n)
