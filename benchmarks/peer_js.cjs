@@ -1,7 +1,7 @@
 // Peer: the AWS SDK for JavaScript v3 — DynamoDBClient + BatchWriteItemCommand, N batches in flight.
 //
 //     node benchmarks/peer_js.cjs --endpoint URL --table T --source FILE.jsonl \
-//         [--in-flight 16] [--items N]
+//         [--in-flight 16] [--items N] [--consumed-capacity NONE|TOTAL]
 //
 // (or `python -m benchmarks.peer_js ...`, which execs this with the same arguments).
 // Streams the JSONL line by line (readline), 25 items a batch, at most N batches in
@@ -26,13 +26,16 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { endpoint: null, table: null, source: null, inFlight: 16, items: null };
+  const opts = {
+    endpoint: null, table: null, source: null, inFlight: 16, items: null, capacity: "NONE",
+  };
   const names = {
     "--endpoint": "endpoint",
     "--table": "table",
     "--source": "source",
     "--in-flight": "inFlight",
     "--items": "items",
+    "--consumed-capacity": "capacity", // TOTAL: as ddb-loader asks, for its report
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -252,10 +255,14 @@ async function main() {
   );
 
   const table = opts.table;
+  const capacity = opts.capacity;
   async function write(requests) {
     for (let attempt = 0; ; attempt++) {
       const out = await client.send(
-        new BatchWriteItemCommand({ RequestItems: { [table]: requests } })
+        new BatchWriteItemCommand({
+          RequestItems: { [table]: requests },
+          ReturnConsumedCapacity: capacity,
+        })
       );
       const left = out.UnprocessedItems && out.UnprocessedItems[table];
       if (!left || left.length === 0) return;

@@ -1,7 +1,7 @@
 """Peer: the AWS SDK for JavaScript v3 (`benchmarks/peer_js.cjs`), launched like the Python peers.
 
     python -m benchmarks.peer_js --endpoint URL --table T --source FILE.jsonl \
-        [--in-flight 16] [--items N]
+        [--in-flight 16] [--items N] [--consumed-capacity NONE|TOTAL]
 
 Replaces itself with `node benchmarks/peer_js.cjs <the same arguments>` (`os.execv`: the
 same process, so `common.run_child`'s `os.wait4` rusage is node's own CPU and peak RSS,
