@@ -149,7 +149,7 @@ class RateLimiter:
         self._refused = 0.0
         self._sent = 0.0  # all WCU sent in the window, refused again or not
         self._epoch: _Epoch | None = None
-        self._streak: _Streak | None = None  # the cuts since the last quiet window
+        self._streak: _Streak | None = None  # the current run of cuts
         self._noise = 0.0  # refused share learnt not to be capacity
         self._cut_at = -math.inf
         self._cuts = 0
@@ -255,8 +255,8 @@ class RateLimiter:
             and ceiling <= NOISE_TEST * streak.rate
             and accepted <= (1 + NOISE_TEST) / 2 * streak.accepted
         ):
-            # Half the rate, and DynamoDB accepted less in step while it refused as
-            # much: not capacity, which would have taken as much as before. Noise.
+            # 30% off the rate, DynamoDB accepting less in step, and refusals go on:
+            # not capacity, which would have taken as much as before. Noise.
             self._noise = min(NOISE_CAP, max(self._noise, share))
             self._streak = None
             self._epoch = streak.epoch
