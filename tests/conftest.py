@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 
 from loader.local import DynamoDBLocal, find_jar
@@ -45,43 +46,56 @@ def sync_client(url: str) -> Any:
 
 
 TableFactory = Callable[..., str]
+_deserialize = TypeDeserializer().deserialize
+
+
+def create_table(
+    url: str,
+    *,
+    keys: tuple[tuple[str, str], ...] = (("PK", "S"), ("SK", "S")),
+    gsi: bool = True,
+    name: str | None = None,
+) -> str:
+    """Create an on-demand table (by default the tutorial's PK/SK strings with GSI1) with
+    boto3 directly; returns its name, a fresh one unless given."""
+    name = name or f"t{next(_names)}-{os.getpid()}"
+    schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
+    if len(keys) > 1:
+        schema.append({"AttributeName": keys[1][0], "KeyType": "RANGE"})
+    attributes = [{"AttributeName": n, "AttributeType": t} for n, t in keys]
+    extra: dict[str, Any] = {}
+    if gsi:
+        attributes += [{"AttributeName": n, "AttributeType": "S"} for n in ("GSI1PK", "GSI1SK")]
+        extra["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "GSI1",
+                "KeySchema": [
+                    {"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+    sync_client(url).create_table(
+        TableName=name,
+        KeySchema=schema,
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+    return name
 
 
 @pytest.fixture
 def make_table(ddb_local: DynamoDBLocal) -> TableFactory:
-    """Create a fresh on-demand table; by default the tutorial's PK/SK strings with GSI1."""
+    """Create a fresh on-demand table on the session's DynamoDB Local (see create_table)."""
 
     def create(
         keys: tuple[tuple[str, str], ...] = (("PK", "S"), ("SK", "S")),
         gsi: bool = True,
         url: str | None = None,
     ) -> str:
-        name = f"t{next(_names)}-{os.getpid()}"
-        schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
-        if len(keys) > 1:
-            schema.append({"AttributeName": keys[1][0], "KeyType": "RANGE"})
-        attributes = [{"AttributeName": n, "AttributeType": t} for n, t in keys]
-        extra: dict[str, Any] = {}
-        if gsi:
-            attributes += [{"AttributeName": n, "AttributeType": "S"} for n in ("GSI1PK", "GSI1SK")]
-            extra["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": "GSI1",
-                    "KeySchema": [
-                        {"AttributeName": "GSI1PK", "KeyType": "HASH"},
-                        {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ]
-        sync_client(url or ddb_local.url).create_table(
-            TableName=name,
-            KeySchema=schema,
-            AttributeDefinitions=attributes,
-            BillingMode="PAY_PER_REQUEST",
-            **extra,
-        )
-        return name
+        return create_table(url or ddb_local.url, keys=keys, gsi=gsi)
 
     return create
 
@@ -93,6 +107,28 @@ def scan_table(url: str, table: str) -> list[dict[str, Any]]:
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         items.extend(page["Items"])
     return items
+
+
+Key = tuple[Any, ...]
+
+
+def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
+    """The PK/SK table, read directly from DynamoDB Local, as plain values by key."""
+    items = [{k: _deserialize(v) for k, v in item.items()} for item in scan_table(url, table)]
+    return {(item["PK"], item["SK"]): item for item in items}
+
+
+def assert_table_equals(actual: dict[Key, Any], expected: dict[Key, Any]) -> None:
+    """Contents, not counts: no item lost, none extra, each one equal."""
+    missing = expected.keys() - actual.keys()
+    extra = actual.keys() - expected.keys()
+    assert not missing, f"{len(missing)} items lost, e.g. {sorted(missing)[:5]}"
+    assert not extra, f"{len(extra)} unexpected items, e.g. {sorted(extra)[:5]}"
+    wrong = [k for k, v in expected.items() if actual[k] != v]
+    assert not wrong, (
+        f"{len(wrong)} items differ, e.g. {wrong[0]}: "
+        f"stored {actual[wrong[0]]} expected {expected[wrong[0]]}"
+    )
 
 
 def run_cli(

@@ -25,16 +25,20 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from boto3.dynamodb.types import TypeDeserializer
 
 from loader import LoadConfig, load
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table, sync_client
+from tests.conftest import (
+    TableFactory,
+    assert_table_equals,
+    create_table,
+    run_cli,
+    stored,
+)
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
 
-_deserialize = TypeDeserializer().deserialize
 Key = tuple[str, str]
 
 
@@ -67,24 +71,6 @@ def expected_of(lines: list[str]) -> dict[Key, dict[str, Any]]:
         value = json.loads(line, parse_float=Decimal, parse_int=Decimal)
         out[(value["PK"], value["SK"])] = value
     return out
-
-
-def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
-    """The table, read directly from DynamoDB Local, as plain values."""
-    items = [{k: _deserialize(v) for k, v in item.items()} for item in scan_table(url, table)]
-    return {(item["PK"], item["SK"]): item for item in items}
-
-
-def assert_table_equals(actual: dict[Key, Any], expected: dict[Key, Any]) -> None:
-    missing = expected.keys() - actual.keys()
-    extra = actual.keys() - expected.keys()
-    assert not missing, f"{len(missing)} items lost, e.g. {sorted(missing)[:5]}"
-    assert not extra, f"{len(extra)} unexpected items, e.g. {sorted(extra)[:5]}"
-    wrong = [k for k, v in expected.items() if actual[k] != v]
-    assert not wrong, (
-        f"{len(wrong)} items differ, e.g. {wrong[0]}: "
-        f"stored {actual[wrong[0]]} expected {expected[wrong[0]]}"
-    )
 
 
 def partition_of(pk: str, partitions: int) -> int:
@@ -376,19 +362,7 @@ def exhausted_run(
     rng.shuffle(ids)
     source = tmp / "in.jsonl"
     lines = write_jsonl(source, [record(i) for i in ids])
-    table = f"exhausted-{time.time_ns()}"
-    sync_client(ddb_local.url).create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = create_table(ddb_local.url, gsi=False, name=f"exhausted-{time.time_ns()}")
     with FaultProxy(ddb_local.url, FaultConfig(partitions=partitions, partition_wcu_per_s=20)) as p:
         result = cli_load(
             str(source),

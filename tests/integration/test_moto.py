@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from benchmarks.catalog import products, write_jsonl
 from loader import LoadConfig, load, verify
 from loader.local import free_port
-from tests.conftest import scan_table, sync_client
+from tests.conftest import create_table, scan_table
 from tests.integration.test_load_local import by_key, plain
 
 
@@ -32,18 +32,7 @@ def moto_url() -> Iterator[str]:
 async def test_a_load_into_moto_matches_the_input_and_verifies(
     moto_url: str, tmp_path: Path
 ) -> None:
-    sync_client(moto_url).create_table(
-        TableName="catalog",
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(moto_url, gsi=False, name="catalog")
     source = tmp_path / "catalog.jsonl"
     write_jsonl(str(source), products(2_000, seed=11))
     config = LoadConfig(sources=(str(source),), table="catalog", endpoint_url=moto_url)

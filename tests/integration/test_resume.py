@@ -24,7 +24,14 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table, sync_client
+from tests.conftest import (
+    TableFactory,
+    assert_table_equals,
+    run_cli,
+    scan_table,
+    stored,
+    sync_client,
+)
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -51,20 +58,6 @@ def plain(line: str) -> dict[str, Any]:
 
 def expected_of(lines: list[str]) -> dict[Key, dict[str, Any]]:
     return {(v["PK"], v["SK"]): v for v in map(plain, lines)}
-
-
-def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
-    items = [{k: _deserialize(v) for k, v in item.items()} for item in scan_table(url, table)]
-    return {(item["PK"], item["SK"]): item for item in items}
-
-
-def assert_table_equals(actual: dict[Key, Any], expected: dict[Key, Any]) -> None:
-    missing = expected.keys() - actual.keys()
-    extra = actual.keys() - expected.keys()
-    assert not missing, f"{len(missing)} items lost, e.g. {sorted(missing)[:5]}"
-    assert not extra, f"{len(extra)} unexpected items, e.g. {sorted(extra)[:5]}"
-    wrong = [k for k, v in expected.items() if actual[k] != v]
-    assert not wrong, f"{len(wrong)} items differ, e.g. {wrong[0]}: {actual[wrong[0]]}"
 
 
 def loader_command(*args: str) -> list[str]:
