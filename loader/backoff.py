@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import collections
 import math
 import random
 import time
@@ -56,17 +56,14 @@ CUBIC = 0.002  # growth: rate = peak × (1 + CUBIC × (t - K)³), t seconds sinc
 DEMAND_HEADROOM = 2.0  # the rate grows no further than this times what was sent
 BURST_S = 0.2  # adaptive mode's bucket, in seconds of the rate
 MIN_START = 25.0  # one batch of 1 KB items a second
-THROTTLED_SHARE = 0.01
+THROTTLED_SHARE = 0.25  # of a window's answers: over it, the table is over capacity
+THROTTLED_SHARE_EARLY = 0.5
 WINDOW_S = 0.5
 MAX_WINDOW_S = 2.0  # a slow table's windows grow to gather answers, up to here
 EARLY_S = 0.1
-THROTTLED_SHARE_EARLY = 0.02  # or twice what noise explains
-NOISE_DECAY = 0.99  # per window
-NOISE_CAP = 0.5
-NOISE_TEST = 0.7  # refusals that stay when a run of cuts took 30% off the rate: noise
-STREAK_S = 2.0  # cuts closer together than this are one run
+RECENT_S = 1.0  # cuts look back this far at what was sent and accepted
 MIN_RESPONSES = 20  # a window with fewer answers says too little to act on...
-MIN_RESPONSES_EARLY = 5  # ...unless many were refused
+MIN_RESPONSES_EARLY = 5  # ...unless most were refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +76,6 @@ class _Epoch:
     def rate(self, now: float) -> float:
         k = float(((1 - DECREASE) / CUBIC) ** (1 / 3))
         return self.peak * (1 + CUBIC * (now - self.start - k) ** 3)
-
-
-@dataclass(frozen=True, slots=True)
-class _Streak:
-    """A run of cuts, window after window: where it started, to tell capacity from noise."""
-
-    epoch: _Epoch | None  # the growth before the first cut; None: unlimited
-    rate: float  # the sending rate then, WCU/s
-    accepted: float  # WCU/s DynamoDB accepted in the window that began it
-    # The first window may hold the table's stored burst (spent after a quiet spell):
-    # its count is replaced by the next window's.
-    provisional: bool
-    last: float  # when it last cut: a refusal more than STREAK_S later starts a new one
 
 
 class RateLimiter:
@@ -108,10 +92,11 @@ class RateLimiter:
     Adaptive mode is CUBIC (RFC 8312's curve, with WCU/s for the window):
     - It starts unlimited. Answers are judged in windows of half a second (longer
       on a slow table, until 20 are in; a window a tenth of a second old is judged
-      at once if 2% of its WCU were refused: every moment over capacity wastes
-      requests).
-    - A window with over 1% of the WCU sent refused (UnprocessedItems or a
-      throttling error) cuts the rate to 90% of what DynamoDB accepted in it, but
+      at once when half of its 5+ answers were refused).
+    - A window in which over a quarter of the requests were throttled (items
+      unprocessed or a throttling error) cuts the rate to 90% of what DynamoDB
+      accepted from its first refusal on (before it, the table may have spent a
+      burst it had saved), or over the last second when that window is short, but
       to no less than half the rate (a short window's count can be far off, and
       what was accepted may be one hot partition's share). Workers waiting in
       `acquire` then queue again at the new rate.
@@ -121,20 +106,22 @@ class RateLimiter:
       or a table whose capacity grew, is caught up with in seconds.
     - Only answers to requests sent after the last cut count: those in flight
       when it was made went out at the old rate.
-    - A write refused again counts for its partition, not for the table's rate:
-      its own backoff paces it, and one hot partition must not slow every key.
+    - A request whose refused items had all been refused before counts for its
+      partition, not for the table's rate: its own backoff paces it, and one hot
+      partition must not slow every key.
 
-    Not every refusal is capacity: a flaky network refuses about as much whatever
-    the rate. A run of cuts (each within 2 s of the last) tells them apart: once
-    it has taken 30% off the rate and DynamoDB now accepts 15% less than when the
-    run began, yet still refuses, the refusals follow the rate, so they are not
-    capacity (a capacity limit keeps accepting as much, until the rate is under
-    it and refusals stop). Then the run is undone, and refusals up to that share
-    no longer cut (the share learnt fades by 1% a window; capped at 50%); backoff
-    handles them. A run takes its reference from its second window: the first may
-    hold the table's stored burst. Judged, and cut, on what was sent, not on the
-    rate; and in quiet windows the rate grows to twice what was sent at most, so
-    a job held back by its source does not build up a rate it never used.
+    Why a share of *requests*, not of WCU: a table over its capacity has an empty
+    bucket, so from then on nearly every request loses some items, however few;
+    refusals that are not capacity (a flaky network, a hot key) hit a few requests
+    whatever the rate. Counting WCU could not tell the two apart: a 1% bar was cut
+    by random refusals again and again, and learning which refusals were noise
+    (as this did once) took capacity for noise about one run in eight and then ran
+    over it (14-78% of requests throttled). A request is the unit of waste, too:
+    a throttled request is one more round trip.
+
+    Judged, and cut, on what was sent, not on the rate; and in quiet windows the
+    rate grows to twice what was sent at most, so a job held back by its source
+    does not build up a rate it never used.
     """
 
     def __init__(self, clock: Clock, *, max_wcu: float | None, adaptive: bool) -> None:
@@ -145,12 +132,18 @@ class RateLimiter:
         self._stamp = clock.now()
         self._window_start: float | None = None  # opened by the window's first answer
         self._responses = 0
+        self._throttled = 0  # answers with items refused for the first time
         self._accepted = 0.0
-        self._refused = 0.0
         self._sent = 0.0  # all WCU sent in the window, refused again or not
+        # Since the window's first refusal: the table's bucket was empty from then on.
+        self._refused_from: float | None = None
+        self._accepted_since = 0.0
+        self._answers_since = 0
+        # (when, WCU accepted, WCU sent) of every answer in the last second, sent
+        # before a cut or not.
+        self._recent: collections.deque[tuple[float, float, float]] = collections.deque()
+        self._recent_accepted = self._recent_sent = 0.0
         self._epoch: _Epoch | None = None
-        self._streak: _Streak | None = None  # the current run of cuts
-        self._noise = 0.0  # refused share learnt not to be capacity
         self._cut_at = -math.inf
         self._cuts = 0
 
@@ -192,27 +185,38 @@ class RateLimiter:
             self._tokens += taken - consumed - refused
         if not self._adaptive:
             return
+        now = self._clock.now()
+        self._recent.append((now, consumed, consumed + refused))
+        self._recent_accepted += consumed
+        self._recent_sent += consumed + refused
+        while self._recent[0][0] < now - RECENT_S:
+            _, old_accepted, old_sent = self._recent.popleft()
+            self._recent_accepted -= old_accepted
+            self._recent_sent -= old_sent
         if sent_at is not None and sent_at < self._cut_at:
             return  # sent before the last cut, at the old rate: it cannot judge the cut
-        now = self._clock.now()
         if self._window_start is None:
             # An answer opens each window: rates are counted from one answer to the
             # next, never over a span that held a round trip and no answers.
             self._window_start = now
             return
-        # A write refused again says more about its partition than about the table's
-        # rate: one hot partition's leftovers must not hold every other key back.
         self._accepted += consumed
-        self._refused += refused - again
         self._sent += consumed + refused
         self._responses += 1
+        self._throttled += refused > again
+        if self._refused_from is not None:
+            self._accepted_since += consumed
+            self._answers_since += 1
+        elif refused > again:
+            self._refused_from = now
         span = now - self._window_start
         if not self._window_over(span):
             return
         self._judge(span)
         self._window_start = None
-        self._accepted = self._refused = self._sent = 0.0
-        self._responses = 0
+        self._accepted = self._sent = self._accepted_since = 0.0
+        self._responses = self._throttled = self._answers_since = 0
+        self._refused_from = None
 
     def _window_over(self, span: float) -> bool:
         answers = self._responses
@@ -224,59 +228,46 @@ class RateLimiter:
             return True
         if span >= MAX_WINDOW_S and answers >= MIN_RESPONSES_EARLY:
             return True
-        early = max(THROTTLED_SHARE_EARLY, 2 * (THROTTLED_SHARE + self._noise))
+        # Every moment over capacity wastes requests: a window where most are refused
+        # is judged at once.
         return (
             span >= EARLY_S
             and answers >= MIN_RESPONSES_EARLY
-            and self._refused > early * (self._accepted + self._refused)
+            and self._throttled > THROTTLED_SHARE_EARLY * answers
         )
 
     def _judge(self, span: float) -> None:
         now = self._clock.now()
-        accepted = self._accepted / span
-        sent = self._accepted + self._refused
-        share = self._refused / sent if sent else 0.0
         # What was sent, not the rate: a job sending below its rate (a slow source, a
         # busy machine) is judged, and cut, on what it did.
         sent_rate = self._sent / span
-        ceiling = sent_rate if self.rate is None else min(self.rate, sent_rate)
-        streak = self._streak
-        if streak is not None and now - streak.last > STREAK_S:
-            streak = self._streak = None
-        if share <= THROTTLED_SHARE + self._noise:
+        if self._throttled <= THROTTLED_SHARE * self._responses:
             if self._epoch is not None:
                 # The curve grows with time; the rate, no further than twice what was
                 # sent: unused, a huge rate would let a burst out when demand returns.
                 grown = min(self._epoch.rate(now), DEMAND_HEADROOM * sent_rate)
                 self._set_rate(max(MIN_START, self.rate or 0.0, grown))
-        elif (
-            streak is not None
-            and not streak.provisional
-            and ceiling <= NOISE_TEST * streak.rate
-            and accepted <= (1 + NOISE_TEST) / 2 * streak.accepted
-        ):
-            # 30% off the rate, DynamoDB accepting less in step, and refusals go on:
-            # not capacity, which would have taken as much as before. Noise.
-            self._noise = min(NOISE_CAP, max(self._noise, share))
-            self._streak = None
-            self._epoch = streak.epoch
-            self._set_rate(max(MIN_START, streak.epoch.rate(now)) if streak.epoch else None)
+            return
+        # Over the last second too: a short window that held a stall of this process
+        # (or of the network) counts too little, and a cut to it would take the rate
+        # seconds of growth to make up.
+        sent_rate = max(sent_rate, self._recent_sent / RECENT_S)
+        ceiling = sent_rate if self.rate is None else min(self.rate, sent_rate)
+        since = self._refused_from
+        if since is not None and self._answers_since >= MIN_RESPONSES_EARLY and now > since:
+            # Once the table refuses, its bucket is empty: what it takes from then on is
+            # its capacity. Before, it may have spent a burst it had saved up.
+            accepted = self._accepted_since / (now - since)
         else:
-            if streak is None or streak.provisional:
-                epoch = streak.epoch if streak else self._epoch
-                provisional = streak is None
-                self._streak = _Streak(epoch, ceiling, accepted, provisional, now)
-            else:
-                self._streak = dataclasses.replace(streak, last=now)
-            # Halving at most: a short window's count can be far off, and what DynamoDB
-            # accepted may be one hot partition's share while other keys would pass.
-            rate = max(min(accepted, ceiling) * DECREASE, ceiling * MAX_CUT)
-            self._epoch = _Epoch(rate / DECREASE, now)
-            self._set_rate(max(MIN_START, rate))
-            self._tokens = 0.0
-            self._cut_at = now
-            self._cuts += 1
-        self._noise *= NOISE_DECAY
+            accepted = max(self._accepted / span, self._recent_accepted / RECENT_S)
+        # Halving at most: a short window's count can be far off, and what DynamoDB
+        # accepted may be one hot partition's share while other keys would pass.
+        rate = max(min(accepted, ceiling) * DECREASE, ceiling * MAX_CUT)
+        self._epoch = _Epoch(rate / DECREASE, now)
+        self._set_rate(max(MIN_START, rate))
+        self._tokens = 0.0
+        self._cut_at = now
+        self._cuts += 1
 
     def _set_rate(self, rate: float | None) -> None:
         if self.rate is not None:
@@ -290,7 +281,7 @@ class RateLimiter:
         assert self.rate is not None
         # A second's worth of burst at most with --max-wcu; adapting, a fifth of that: a
         # stalled event loop (a busy machine) must not make up for lost time in one
-        # burst, which a table with its stored burst spent refuses, read as noise.
+        # burst, which a table with its stored burst spent would refuse.
         ceiling = self.rate * BURST_S if self._adaptive else self.rate
         self._tokens = min(ceiling, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now

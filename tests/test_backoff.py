@@ -153,7 +153,9 @@ class SimTable:
     """A table that admits `capacity` WCU/s from a bucket holding one second of it (as
     the fault proxy does), and refuses some items of some requests by chance (`p_noise`
     of requests lose a random 1-25 of their items): 25-item requests of 1 WCU, from
-    `workers` senders with `latency_s` round trips, paced by the limiter alone."""
+    `workers` senders with `latency_s` round trips, paced by the limiter alone. With
+    `p_stall`, the sender stalls now and then for 50-300 ms (a busy machine: the event
+    loop, the table, the network) and round trips vary, as on a loaded CI machine."""
 
     def __init__(
         self,
@@ -162,10 +164,12 @@ class SimTable:
         p_noise: float = 0.0,
         workers: int = 32,
         latency_s: float = 0.02,
+        p_stall: float = 0.0,
         seed: int = 1,
     ) -> None:
         self.capacity = capacity
         self.p_noise = p_noise
+        self.p_stall = p_stall
         self.step = latency_s / workers
         self.rng = random.Random(seed)
         self.tokens = capacity or 0.0
@@ -177,9 +181,11 @@ class SimTable:
     async def run(self, limiter: RateLimiter, clock: FakeClock, seconds: float) -> None:
         end = clock.t + seconds
         while clock.t < end:
+            if self.p_stall and self.rng.random() < self.p_stall:
+                clock.t += self.rng.uniform(0.05, 0.3)
             await limiter.acquire(25)
             sent_at = clock.t
-            clock.t += self.step
+            clock.t += self.step * (self.rng.uniform(0.2, 1.8) if self.p_stall else 1.0)
             accepted, by_capacity = self.offer(clock.t, 25)
             limiter.settle(
                 taken=25,
@@ -236,6 +242,22 @@ async def test_against_a_table_capacity_it_uses_90_percent_with_few_requests_thr
     used, throttled = table.after(skip_s=5)
     assert used >= 0.9 * capacity
     assert throttled <= 0.10  # issue 3's bound, measured as the fault proxy counts it
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_on_a_busy_machine_it_still_uses_90_percent_with_few_requests_throttled(
+    seed: int,
+) -> None:
+    # Stalls of the sender let a burst out after them, and leave windows that counted
+    # too little: the limiter that learnt which refusals were noise took capacity for
+    # noise in 13 of 40 such runs (up to 91% throttled), and cut to a stalled window's
+    # count in others (down to 34% of the capacity used).
+    clock = FakeClock()
+    table = SimTable(1000, workers=16, latency_s=0.015, p_stall=0.005, seed=seed)
+    await table.run(adaptive(clock), clock, 16)
+    used, throttled = table.after(skip_s=5)
+    assert used >= 900
+    assert throttled <= 0.10
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -309,10 +331,29 @@ async def test_refusals_that_stay_when_the_rate_is_cut_do_not_collapse_it() -> N
     table.capacity = None
     table.p_noise = 0.1  # now a flaky network, no capacity limit: ~5% refused by chance
     await table.run(limiter, clock, 10)
-    # Cuts that did not ease the refusals are undone, so the rate holds; it does not
-    # find its way above the old capacity either (measured: ~500 WCU/s; a limit of
-    # this design: random refusals look like capacity to any single window).
-    assert fmean(table.admitted[12:-1]) >= 400
+    # A tenth of the requests refused by chance is no capacity limit: the rate holds
+    # and, by chance, probes on (measured, seeds 1-5: 790-1,160 WCU/s).
+    assert fmean(table.admitted[12:-1]) >= 700
+
+
+async def test_a_few_requests_refused_do_not_cut_the_rate_however_much_they_lost() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    for i in range(100):  # 1 request in 5 refused whole: a fifth of the WCU, by chance
+        clock.t += 0.01
+        refused = 25.0 if i % 5 == 0 else 0.0
+        limiter.settle(taken=25, consumed=25 - refused, throttled=bool(refused))
+    assert limiter.rate is None
+
+
+async def test_most_requests_losing_an_item_each_is_a_table_over_capacity() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    for _ in range(100):  # 2,500 WCU/s sent, every request short of one item
+        clock.t += 0.01
+        limiter.settle(taken=25, consumed=24, throttled=True, refused=1)
+    assert limiter.rate is not None
+    assert limiter.rate <= DECREASE * 2400 * 1.01
 
 
 async def test_writes_refused_again_do_not_cut_the_rate_for_every_key() -> None:

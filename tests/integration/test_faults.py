@@ -468,42 +468,47 @@ async def test_adaptive_rate_uses_90_percent_of_a_throttled_table(
     make_table: TableFactory, proxy: RecordingProxy, tmp_path: Path
 ) -> None:
     table = make_table(gsi=False)
-    write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(16_000)])  # ~16 s at 1,000
+    write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(20_000)])  # ~20 s at 1,000
     proxy.config = FaultConfig(table_wcu_per_s=1_000)
     proxy.reset_stats()
     proxy.clear()
-    t0 = time.monotonic()
     stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(40, stop.set)  # a collapsed limiter ends here
+    asyncio.get_running_loop().call_later(50, stop.set)  # a collapsed limiter ends here
 
     report = await load(
         LoadConfig(sources=(str(tmp_path / "in.jsonl"),), table=table, endpoint_url=proxy.url),
         stop=stop,
     )
 
-    seconds = steady(proxy.stats().admitted_per_second, skip_s=5)
+    # Settled: from 5 s after the table first refused. (Until its stored burst is spent
+    # the table takes whatever comes, and there is no capacity to find: how long that
+    # takes depends on how fast this machine sends, not on the limiter.)
+    first = min(t for t, _, refused in proxy.log if refused)
+    settled = [(t, admitted, refused) for t, admitted, refused in proxy.log if t >= first + 5]
+    last = settled[-1][0]
+    per_second = [0.0] * int(last - (first + 5))  # whole seconds, the last partial one out
+    for t, admitted, _ in settled:
+        if int(t - (first + 5)) < len(per_second):
+            per_second[int(t - (first + 5))] += admitted
     # A request is throttled when the budget refused any of its items (a 200 with
     # UnprocessedItems, as the loader's own report counts it) or all of them (an error).
-    settled = [(admitted, refused) for t, admitted, refused in proxy.log if t - t0 >= 5]
-    throttled = sum(1 for _, refused in settled if refused)
-    wholly = sum(1 for admitted, refused in settled if refused and not admitted)
-    share = throttled / max(len(settled), 1)
-    refused_items = sum(r for _, r in settled) / max(sum(a + r for a, r in settled), 1)
-    mean = sum(seconds) / max(len(seconds), 1)
+    throttled = sum(1 for _, _, refused in settled if refused)
+    wholly = sum(1 for _, admitted, refused in settled if refused and not admitted)
+    share = throttled / len(settled)
+    refused_items = sum(r for _, _, r in settled) / max(sum(a + r for _, a, r in settled), 1)
+    mean = sum(per_second) / max(len(per_second), 1)
     measured = (
-        f"after 5 s: {mean:.0f} WCU/s of 1000 ({len(seconds)} s), "
+        f"settled: {mean:.0f} WCU/s of 1000 ({len(per_second)} s: {per_second}), "
         f"{throttled}/{len(settled)} requests throttled ({share:.0%}; wholly refused "
-        f"{wholly}), {refused_items:.0%} of items sent refused; "
-        f"outcome {report.outcome}, elapsed {report.elapsed_s:.1f} s"
+        f"{wholly}), {refused_items:.0%} of items sent refused; first refusal "
+        f"{first - proxy.log[0][0]:.1f} s in; outcome {report.outcome}, elapsed "
+        f"{report.elapsed_s:.1f} s"
     )
     print(measured)
     assert report.outcome == "ok", measured
+    assert len(per_second) >= 5, measured
     assert mean >= 900, measured
-    # Issue 3 asks for <= 10%. Measured at 0-8% in most runs (2026-11-26), but about
-    # one run in eight misjudges capacity refusals as noise and hovers just over the
-    # capacity: 14-20%. Until the limiter is reliable this guards what it does reach
-    # (session 1's limiter measured 28-74%); issue 3 stays open for the rest.
-    assert share <= 0.30, measured
+    assert share <= 0.10, measured
 
 
 @pytest.mark.timeout(90)
@@ -514,7 +519,7 @@ async def test_adaptive_rate_is_not_collapsed_by_sporadic_faults(
     unprocessed or refused by chance; no budget anywhere) must not drive the sending
     rate down for good. Two 8-second runs under the same faults, back to back: with the
     rate fixed (adaptive=False) and with the default adaptive limiter; from the 3rd
-    second on the adaptive one must keep at least 25% of the fixed one's WCU/s.
+    second on the adaptive one must keep at least 70% of the fixed one's WCU/s.
     (Relative, so a busy machine slows both alike.)"""
     write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(40_000)])
     rates = {}
@@ -543,6 +548,7 @@ async def test_adaptive_rate_is_not_collapsed_by_sporadic_faults(
         for name, (mean, seconds) in rates.items()
     )
     print(f"sporadic faults: {measured}")
-    # 25%: the collapse this guards against was ~10x. Measured at 40-41% (2026-11-26):
-    # random refusals still cost rate, as a window cannot tell them from capacity.
-    assert rates["adaptive"][0] >= 0.25 * rates["fixed"][0], measured
+    # Measured at 99-116% (2026-11-26, 9 runs, some beside a busy CPU): ~7% of requests
+    # refused by chance stay under the quarter of a window's requests that cuts. (The
+    # limiter that judged the share of WCU refused kept 40-92%.)
+    assert rates["adaptive"][0] >= 0.7 * rates["fixed"][0], measured
