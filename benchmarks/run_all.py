@@ -143,9 +143,11 @@ def throttled(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "budget_share_after_5s": {c["tool"]: c["budget_share_after_5s"] for c in tools},
         "wasted_requests_per_item": {c["tool"]: c["wasted_requests_per_item"] for c in tools},
-        "line": "budget used / wasted req per item: "
+        "settled_throttled_share": {c["tool"]: c.get("settled_throttled_share") for c in tools},
+        "line": "budget used / settled requests throttled / wasted req per item: "
         + ", ".join(
-            f"{c['tool']} {c['budget_share_after_5s']:.0%} / {c['wasted_requests_per_item']}"
+            f"{c['tool']} {c['budget_share_after_5s']:.0%} / "
+            f"{c.get('settled_throttled_share') or 0:.1%} / {c['wasted_requests_per_item']}"
             for c in tools
         ),
     }
