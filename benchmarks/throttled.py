@@ -141,6 +141,7 @@ def summarize(
     # takes whatever comes until its stored burst is spent: there is nothing to find).
     first = next((t for t, refused in log if refused), None)
     settled = [refused for t, refused in log if first is not None and t >= first + SETTLE_S]
+    after_5s = [refused for t, refused in log if t >= SETTLE_S]  # the run's first 5 s out
     error = None
     if not child.stopped and child.returncode != 0:
         error = f"exited with {child.returncode} after {child.wall_s:.1f} s: {child.tail(3)}"
@@ -157,6 +158,8 @@ def summarize(
         "settled_requests": len(settled),
         "settled_throttled": sum(settled),
         "settled_throttled_share": round(sum(settled) / len(settled), 3) if settled else None,
+        "after_5s_requests": len(after_5s),
+        "after_5s_throttled": sum(after_5s),
         "wasted_requests_per_item": round(throttled / written, 3) if written else None,
         "requests_per_item": round(stats.requests / written, 3) if written else None,
         "wcu_per_second": per_second,
@@ -199,6 +202,7 @@ def report(results: list[dict[str, Any]], items: int, opts: argparse.Namespace) 
             "budget used (after 5 s)",
             "requests",
             "throttled requests",
+            "throttled after 5 s",
             "settled: throttled",
             "wasted req/item",
         ],
@@ -209,6 +213,7 @@ def report(results: list[dict[str, Any]], items: int, opts: argparse.Namespace) 
                 f"{r['budget_share_after_5s']:.1%}",
                 r["requests"],
                 r["throttled_requests"],
+                f"{r['after_5s_throttled']}/{r['after_5s_requests']}",
                 f"{r['settled_throttled']}/{r['settled_requests']}"
                 + (f" ({r['settled_throttled_share']:.1%})" if r["settled_requests"] else ""),
                 r["wasted_requests_per_item"] if r["wasted_requests_per_item"] is not None else "-",
@@ -221,7 +226,8 @@ def report(results: list[dict[str, Any]], items: int, opts: argparse.Namespace) 
         f"{opts.budget:,.0f} WCU/s each; {items:,} items of 1 WCU; {opts.seconds:.0f} s each.\n"
         "Budget used can pass 100% by up to one second of budget: the proxy's token bucket "
         "starts full and refills while a client holds back.\n"
-        "Settled: requests from 5 s after the table first refused one."
+        "Throttled after 5 s: requests from the run's 5th second on; settled: from 5 s after "
+        "the table first refused one."
     )
     for r in results:
         if r["finished_early"]:

@@ -90,25 +90,30 @@ class RateLimiter:
     let a throttled table be sent ever more: 28-74% of requests came back throttled.)
 
     Adaptive mode is CUBIC (RFC 8312's curve, with WCU/s for the window):
-    - It starts unlimited. Answers are judged in windows of half a second (longer
-      on a slow table, until 20 are in; a window a tenth of a second old is judged
-      at once when half of its 5+ answers were refused).
+    - It starts unlimited. Answers are judged in windows of half a second and 20
+      answers (on a slow table, up to 2 s and 5 answers); sooner when over half of
+      a window's answers were throttled: after 0.1 s and 5 answers, or 20 answers
+      before the first cut (a job starting up sends less than it will).
     - A window in which over a quarter of the requests were throttled (items
-      unprocessed or a throttling error) cuts the rate to 90% of what DynamoDB
-      accepted from its first refusal on (before it, the table may have spent a
-      burst it had saved), or over the last second when that window is short, but
-      to no less than half the rate (a short window's count can be far off, and
-      what was accepted may be one hot partition's share). Workers waiting in
-      `acquire` then queue again at the new rate.
+      unprocessed or a throttling error) cuts the rate to 90% of the table's
+      capacity as measured: what it accepted of the requests sent since the first
+      refusal of this run of throttled windows (its bucket empty from then on), once
+      5 answers are in; else the most it accepted in the window or the last second
+      (a window that held a stall of this process counts too little). The cut goes
+      to no less than half of what was sent (over the window or the last second):
+      a count can be far off, and what was accepted may be one hot partition's
+      share. Workers waiting in `acquire` then queue again at the new rate.
     - From the cut, the rate grows along peak × (1 + 0.002 (t − K)³): back to
       the peak in K ≈ 3.7 s, flat near it, faster and faster above it. So a
       steady capacity sees brief probes over it, and a cut made on a bad count,
       or a table whose capacity grew, is caught up with in seconds.
-    - Only answers to requests sent after the last cut count: those in flight
-      when it was made went out at the old rate.
-    - A request whose refused items had all been refused before counts for its
-      partition, not for the table's rate: its own backoff paces it, and one hot
-      partition must not slow every key.
+    - Whether a window is throttled is judged on answers to requests sent after
+      the last cut (those in flight when it was made went out at the old rate);
+      what the table accepted is counted from all answers.
+    - A request whose refused items had all been refused before counts as throttled
+      only if most of it was refused: one hot partition's leftovers among other
+      keys must not slow every key (their own backoff paces them), but a fast
+      client's requests fill with retries alone while the table is over capacity.
 
     Why a share of *requests*, not of WCU: a table over its capacity has an empty
     bucket, so from then on nearly every request loses some items, however few;
@@ -135,8 +140,14 @@ class RateLimiter:
         self._throttled = 0  # answers with items refused for the first time
         self._accepted = 0.0
         self._sent = 0.0  # all WCU sent in the window, refused again or not
-        # Since the window's first refusal: the table's bucket was empty from then on.
+        # Since the first refusal of a run of throttled windows (the table's bucket was
+        # empty from then on): what the table accepted of the requests sent from then
+        # on, before a cut or after (the table's count, whatever our rate was), and
+        # until when they were sent. Counted by when requests were sent, not answered:
+        # a refusal comes back sooner than a write, and writes admitted before it
+        # would be counted after it.
         self._refused_from: float | None = None
+        self._sent_until = 0.0
         self._accepted_since = 0.0
         self._answers_since = 0
         # (when, WCU accepted, WCU sent) of every answer in the last second, sent
@@ -193,6 +204,14 @@ class RateLimiter:
             _, old_accepted, old_sent = self._recent.popleft()
             self._recent_accepted -= old_accepted
             self._recent_sent -= old_sent
+        sent = now if sent_at is None else sent_at
+        if self._refused_from is None:
+            if refused > again:
+                self._refused_from = self._sent_until = sent
+        elif sent > self._refused_from:
+            self._accepted_since += consumed
+            self._answers_since += 1
+            self._sent_until = max(self._sent_until, sent)
         if sent_at is not None and sent_at < self._cut_at:
             return  # sent before the last cut, at the old rate: it cannot judge the cut
         if self._window_start is None:
@@ -203,27 +222,29 @@ class RateLimiter:
         self._accepted += consumed
         self._sent += consumed + refused
         self._responses += 1
-        self._throttled += refused > again
-        if self._refused_from is not None:
-            self._accepted_since += consumed
-            self._answers_since += 1
-        elif refused > again:
-            self._refused_from = now
+        # A request of writes all refused before counts when most of it was refused
+        # again: a fast client's retries can fill every request while the table is
+        # over capacity. A hot partition's few keys among others do not.
+        self._throttled += refused > again or consumed < refused
         span = now - self._window_start
         if not self._window_over(span):
             return
         self._judge(span)
         self._window_start = None
-        self._accepted = self._sent = self._accepted_since = 0.0
-        self._responses = self._throttled = self._answers_since = 0
-        self._refused_from = None
+        self._accepted = self._sent = 0.0
+        self._responses = self._throttled = 0
 
     def _window_over(self, span: float) -> bool:
         answers = self._responses
         if self.rate is None and (span < WINDOW_S or answers < MIN_RESPONSES):
-            # The first cut waits for a full window: the job may still be starting up,
-            # sending less than it will, and a cut to a share of that would hold it there.
-            return False
+            # The first cut waits for a full window, or for 20 answers mostly refused: the
+            # job may still be starting up, sending less than it will, and a cut to a
+            # share of that would hold it there.
+            return (
+                span >= EARLY_S
+                and answers >= MIN_RESPONSES
+                and self._throttled > THROTTLED_SHARE_EARLY * answers
+            )
         if span >= WINDOW_S and answers >= MIN_RESPONSES:
             return True
         if span >= MAX_WINDOW_S and answers >= MIN_RESPONSES_EARLY:
@@ -242,6 +263,10 @@ class RateLimiter:
         # busy machine) is judged, and cut, on what it did.
         sent_rate = self._sent / span
         if self._throttled <= THROTTLED_SHARE * self._responses:
+            # Under capacity again (or never over): the next run of refusals counts anew.
+            self._refused_from = None
+            self._accepted_since = 0.0
+            self._answers_since = 0
             if self._epoch is not None:
                 # The curve grows with time; the rate, no further than twice what was
                 # sent: unused, a huge rate would let a burst out when demand returns.
@@ -254,10 +279,16 @@ class RateLimiter:
         sent_rate = max(sent_rate, self._recent_sent / RECENT_S)
         ceiling = sent_rate if self.rate is None else min(self.rate, sent_rate)
         since = self._refused_from
-        if since is not None and self._answers_since >= MIN_RESPONSES_EARLY and now > since:
+        if (
+            since is not None
+            and self._answers_since >= MIN_RESPONSES_EARLY
+            and self._sent_until > since
+        ):
             # Once the table refuses, its bucket is empty: what it takes from then on is
-            # its capacity. Before, it may have spent a burst it had saved up.
-            accepted = self._accepted_since / (now - since)
+            # its capacity, counted over the whole run of throttled windows (a short
+            # span's count is far off: answers come in bunches). Before the first
+            # refusal, the table may have spent a burst it had saved up.
+            accepted = self._accepted_since / (self._sent_until - since)
         else:
             accepted = max(self._accepted / span, self._recent_accepted / RECENT_S)
         # Halving at most: a short window's count can be far off, and what DynamoDB

@@ -300,6 +300,8 @@ async def load_parallel(
     child_config = dataclasses.replace(
         config,
         processes=1,
+        # Each writer paces its own share: keys spread evenly over the writers by hash.
+        max_wcu=config.max_wcu / n if config.max_wcu is not None else None,
         checkpoint=None,
         resume=False,
         report=None,

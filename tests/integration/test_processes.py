@@ -169,3 +169,25 @@ def test_the_key_peek_routes_a_line_as_its_parsed_record_is_routed(value: object
     record = Record("f", 1, parse_json(raw), raw)
     for n in (2, 3, 7):
         assert KeyPeek("bench", "PK", n).shard(raw) == route(record, "bench", schemas, n)
+
+
+@pytest.mark.timeout(120)
+def test_max_wcu_is_the_whole_job_s_ceiling_however_many_processes(
+    proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+) -> None:
+    # Each writer process paces its own share (max-wcu / processes): two processes
+    # each at the full --max-wcu sent twice the ceiling.
+    table = make_table(gsi=False)
+    source = tmp_path / "in.jsonl"
+    write_records(source, 2_500)  # ~2,750 items of 1 WCU: ~9 s at 300 WCU/s
+    proxy.config = FaultConfig()
+    proxy.reset_stats()
+
+    load_into(table, proxy.url, str(source), "--processes", "2", "--max-wcu", "300")
+
+    # Whole seconds after the first two (each process starts with a second of burst),
+    # without the last, partial one.
+    seconds = [wcu for second, wcu in proxy.stats().admitted_per_second[:-1] if second >= 2]
+    assert len(seconds) >= 5, seconds
+    mean = sum(seconds) / len(seconds)
+    assert 270 <= mean <= 330, f"mean {mean:.0f} WCU/s over {seconds}"
