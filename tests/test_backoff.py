@@ -469,6 +469,19 @@ async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
     assert clock.sleeps == [pytest.approx(0.5), pytest.approx(1.0)]
 
 
+async def test_answers_to_requests_sent_before_a_cut_do_not_cut_again() -> None:
+    clock = FakeClock()
+    limiter = adaptive(clock)
+    while limiter.rate is None:  # 2,500 WCU/s sent, a fifth refused: cut
+        clock.t += 0.01
+        limiter.settle(taken=25, consumed=20, throttled=True, refused=5, sent_at=clock.t)
+    rate, cut_at = limiter.rate, clock.t
+    for _ in range(100):  # a second of answers to what was in flight at the old rate
+        clock.t += 0.01
+        limiter.settle(taken=25, consumed=0, throttled=True, refused=25, sent_at=cut_at - 0.01)
+    assert limiter.rate == rate
+
+
 async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
