@@ -137,7 +137,7 @@ class RateLimiter:
         self._stamp = clock.now()
         self._window_start: float | None = None  # opened by the window's first answer
         self._responses = 0
-        self._throttled = 0  # answers with items refused for the first time
+        self._throttled = 0  # throttled answers (see `settle`)
         self._accepted = 0.0
         self._sent = 0.0  # all WCU sent in the window, refused again or not
         # Since the first refusal of a run of throttled windows (the table's bucket was
@@ -204,9 +204,15 @@ class RateLimiter:
             _, old_accepted, old_sent = self._recent.popleft()
             self._recent_accepted -= old_accepted
             self._recent_sent -= old_sent
+        # Throttled: a request with writes refused for the first time, or mostly refused.
+        # Writes refused again say more about their partition than about the table's
+        # rate (one hot partition's leftovers among other keys must not slow every
+        # key), but a fast client's requests fill with retries alone while the table
+        # is over capacity.
+        throttled = refused > again or consumed < refused
         sent = now if sent_at is None else sent_at
         if self._refused_from is None:
-            if refused > again:
+            if throttled:
                 self._refused_from = self._sent_until = sent
         elif sent > self._refused_from:
             self._accepted_since += consumed
@@ -222,10 +228,7 @@ class RateLimiter:
         self._accepted += consumed
         self._sent += consumed + refused
         self._responses += 1
-        # A request of writes all refused before counts when most of it was refused
-        # again: a fast client's retries can fill every request while the table is
-        # over capacity. A hot partition's few keys among others do not.
-        self._throttled += refused > again or consumed < refused
+        self._throttled += throttled
         span = now - self._window_start
         if not self._window_over(span):
             return
