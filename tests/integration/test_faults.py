@@ -486,6 +486,7 @@ async def test_adaptive_rate_uses_90_percent_of_a_throttled_table(
     first = next((t for t, _, refused in proxy.log if refused), None)
     assert first is not None, f"the table never refused: {report.outcome}, {report.elapsed_s} s"
     settled = [(t, admitted, refused) for t, admitted, refused in proxy.log if t >= first + 5]
+    assert settled, f"done within 5 s of the first refusal: {report.elapsed_s} s"
     last = settled[-1][0]
     per_second = [0.0] * int(last - (first + 5))  # whole seconds, the last partial one out
     for t, admitted, _ in settled:
