@@ -56,6 +56,9 @@ demo: setup
 
 bench: setup
 	@$(MAKE) --no-print-directory js-sdk || echo "The JS SDK peer will be skipped (see above)."
+	@# Bytecode on disk, as an installed package has: where PYTHONDONTWRITEBYTECODE is
+	@# set, every process (each --processes writer too) would compile the sources anew.
+	$(PY) -m compileall -q loader benchmarks tests
 	$(PY) -m benchmarks.run_all
 
 clean:
