@@ -91,18 +91,19 @@ class RateLimiter:
 
     Adaptive mode is CUBIC (RFC 8312's curve, with WCU/s for the window):
     - It starts unlimited. Answers are judged in windows of half a second and 20
-      answers (on a slow table, up to 2 s and 5 answers); sooner when over half of
-      a window's answers were throttled: after 0.1 s and 5 answers, or 20 answers
-      before the first cut (a job starting up sends less than it will).
+      answers (after the first cut, on a slow table, 2 s and 5 answers do); sooner
+      when over half of a window's answers were throttled: after 0.1 s and 5
+      answers, or 20 before the first cut (a job starting up sends less than it will).
     - A window in which over a quarter of the requests were throttled (items
       unprocessed or a throttling error) cuts the rate to 90% of the table's
       capacity as measured: what it accepted of the requests sent since the first
       refusal of this run of throttled windows (its bucket empty from then on), once
       5 answers are in; else the most it accepted in the window or the last second
       (a window that held a stall of this process counts too little). The cut goes
-      to no less than half of what was sent (over the window or the last second):
-      a count can be far off, and what was accepted may be one hot partition's
-      share. Workers waiting in `acquire` then queue again at the new rate.
+      to no less than half of the rate, or of what was sent if less (over the window
+      or the last second): a count can be far off, and what was accepted may be one
+      hot partition's share. Workers waiting in `acquire` then queue again at the
+      new rate.
     - From the cut, the rate grows along peak × (1 + 0.002 (t − K)³): back to
       the peak in K ≈ 3.7 s, flat near it, faster and faster above it. So a
       steady capacity sees brief probes over it, and a cut made on a bad count,
@@ -211,6 +212,12 @@ class RateLimiter:
         # is over capacity.
         throttled = refused > again or consumed < refused
         sent = now if sent_at is None else sent_at
+        if self._refused_from is not None and sent - self._sent_until > MAX_WINDOW_S:
+            # Nothing was sent for a while (a slow source, a pause between files): the
+            # table's bucket refilled, and the pause would count as a time it took nothing.
+            self._refused_from = None
+            self._accepted_since = 0.0
+            self._answers_since = 0
         if self._refused_from is None:
             if throttled:
                 self._refused_from = self._sent_until = sent
