@@ -318,35 +318,30 @@ def from_plain(record: Any) -> tuple[Item, int]:
     """
     if type(record) is not dict:
         raise CodecError(f"a record must be a JSON object, got {_json_kind(record)}")
-    # The usual case: a shape seen before, found by its names alone; the converter
-    # checks the value types itself and answers None when they differ.
-    convert = _BY_NAMES.get(tuple(record))
-    result: tuple[Item, int] | None
-    if convert is not None:
-        result = convert(*record.values())
-        if result is not None:
-            return result
-    shape = (tuple(record), tuple(map(type, record.values())))
-    convert = _SHAPES.get(shape)
-    if convert is None:
-        convert = _shape_converter(*shape)
-    result = convert(*record.values())
-    assert result is not None
-    return result
+    item: tuple[Item, int] = _converted(record, nested=False)
+    return item
 
 
 def _map_value(value: dict[str, Any]) -> tuple[AttributeValue, int]:
     """A nested object as {"M": …} and its size, by a compiled converter of its shape."""
-    convert = _NESTED_BY_NAMES.get(tuple(value))
-    result: tuple[AttributeValue, int] | None
+    attribute: tuple[AttributeValue, int] = _converted(value, nested=True)
+    return attribute
+
+
+def _converted(value: dict[str, Any], *, nested: bool) -> Any:
+    """`value` through the compiled converter of its shape (compiled on first sight)."""
+    by_names, shapes = (_NESTED_BY_NAMES, _NESTED) if nested else (_BY_NAMES, _SHAPES)
+    # The usual case: a shape seen before, found by its names alone; the converter
+    # checks the value types itself and answers None when they differ.
+    convert = by_names.get(tuple(value))
     if convert is not None:
         result = convert(*value.values())
         if result is not None:
             return result
     shape = (tuple(value), tuple(map(type, value.values())))
-    convert = _NESTED.get(shape)
+    convert = shapes.get(shape)
     if convert is None:
-        convert = _shape_converter(*shape, nested=True)
+        convert = _shape_converter(*shape, nested=nested)
     result = convert(*value.values())
     assert result is not None
     return result
