@@ -83,10 +83,13 @@ async def line_chunks(path: str) -> AsyncIterator[LineChunk]:
             data = (tail + data).removeprefix(BOM)
             tail = b""
             head = False
-        lines = (tail + data).split(b"\n")
+        data = tail + data
+        lines = data.split(b"\n")
         tail = lines.pop()
+        if b"\r" in data:  # one scan of the chunk spares a call a line where there is none
+            lines = [_chomp(line) for line in lines]
         if lines:
-            yield LineChunk(number, [_chomp(line) for line in lines], False, offset)
+            yield LineChunk(number, lines, False, offset)
             number += len(lines)
     yield LineChunk(number, [_chomp(tail)] if tail else [], True, -1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from loader.codec import CodecError, parse_json
 from loader.sources import Chunk, Record, Reject
@@ -21,7 +21,7 @@ def jsonl_record(name: str, number: int, raw: bytes) -> Record | Reject:
         return Reject(name, number, str(exc), raw)
 
 
-async def raw_lines(path: str) -> AsyncIterator[tuple[list[tuple[int, bytes]], int]]:
+async def raw_lines(path: str) -> AsyncGenerator[tuple[list[tuple[int, bytes]], int]]:
     """The non-blank lines with their numbers, unparsed (for a reader that only routes)."""
     async for chunk in line_chunks(path):
         lines = [

@@ -39,30 +39,49 @@ def write_records(path: Path, count: int) -> dict[str, int]:
     return {r["PK"]: r["v"] for r in records}
 
 
+def as_csv(jsonl: Path) -> Path:
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    path = jsonl.with_suffix(".csv")
+    path.write_text("PK,SK,v\n" + "".join(f"{r['PK']},{r['SK']},{r['v']}\n" for r in rows))
+    return path
+
+
+# Three ways to the writer processes: each writer reads a JSONL file itself and keeps its
+# own keys; stdin goes through the main process as raw lines; other formats as records.
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("how", ["jsonl file", "jsonl on stdin", "csv"])
 def test_with_two_processes_under_faults_each_key_ends_with_its_last_write(
-    ddb_local: DynamoDBLocal, proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+    ddb_local: DynamoDBLocal,
+    proxy: FaultProxy,
+    make_table: TableFactory,
+    tmp_path: Path,
+    how: str,
 ) -> None:
     table = make_table(gsi=False)
     source = tmp_path / "dups.jsonl"
     last = write_records(source, 6_000)
     proxy.config = FaultConfig(p_unprocessed=0.2, p_500_after=0.05, seed=7)
     report = tmp_path / "report.json"
+    args = ["--processes", "2", "--workers", "8", "--report", str(report)]
+    args += ["--table", table, "--endpoint-url", proxy.url, "--no-progress"]
+    stdin = None
+    if how == "jsonl on stdin":
+        args += ["-", "--format", "jsonl"]
+        stdin = source.read_text()
+    elif how == "csv":
+        args += [str(as_csv(source)), "--csv-type", "v=N"]
+    else:
+        args += [str(source)]
 
-    load_into(
-        table,
-        proxy.url,
-        str(source),
-        "--processes",
-        "2",
-        "--workers",
-        "8",
-        "--no-progress",
-        "--report",
-        str(report),
-        check_status=0,
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "load", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
 
+    assert result.returncode == 0, result.stderr[-3000:]
     stored = {item["PK"]["S"]: int(item["v"]["N"]) for item in scan_table(ddb_local.url, table)}
     assert stored == last
     numbers = json.loads(report.read_text())
@@ -76,8 +95,10 @@ def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
 ) -> None:
     table = make_table(gsi=False)
     lines = [json.dumps({"PK": f"P#{i}", "SK": "S"}) for i in range(3000)]
+    lines[0] = "[1, 2]"  # the main process rejects the first record (and no writer again)
     lines[100] = '{"PK": "broken'  # the writer's parser rejects it
     lines[2000] = json.dumps({"SK": "no partition key"})  # the writer's codec rejects it
+    lines[1000:1000] = ["", "  "]  # blank lines are not records, but they have numbers
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
     rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
@@ -96,12 +117,13 @@ def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
     )
 
     assert result.returncode == 1, result.stderr
-    assert sorted(json.loads(x)["line"] for x in rejects.read_text().splitlines()) == [101, 2001]
+    rejected = sorted(json.loads(x)["line"] for x in rejects.read_text().splitlines())
+    assert rejected == [1, 101, 2003]
     numbers = json.loads(report.read_text())
-    assert numbers["items_written"] == 2998
-    assert numbers["rejected"] == 2
+    assert numbers["items_written"] == 2997
+    assert numbers["rejected"] == 3
     assert numbers["records_read"] == 3000
-    assert len(scan_table(ddb_local.url, table)) == 2998
+    assert len(scan_table(ddb_local.url, table)) == 2997
 
 
 @pytest.mark.timeout(240)
