@@ -213,8 +213,14 @@ def test_reasons_stay_short_when_the_bad_value_is_huge(
     ],
     ids=["jsonl", "csv"],
 )
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_key_schema_the_input_does_not_carry_stops_before_any_write(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, name: str, data: bytes
+    ddb_local: DynamoDBLocal,
+    make_table: TableFactory,
+    tmp_path: Path,
+    name: str,
+    data: bytes,
+    processes: str,
 ) -> None:
     source = tmp_path / name
     source.write_bytes(data)
@@ -222,7 +228,7 @@ def test_a_key_schema_the_input_does_not_carry_stops_before_any_write(
 
     result = run_cli(
         "load", str(source), "--table", table, "--endpoint-url", ddb_local.url, "--no-progress",
-        "--rejects", str(tmp_path / "rejects.jsonl"),
+        "--rejects", str(tmp_path / "rejects.jsonl"), "--processes", processes,
     )  # fmt: skip
 
     assert result.returncode == 2, result.stderr[-2000:]
