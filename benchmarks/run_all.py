@@ -27,6 +27,7 @@ FULL: dict[str, list[str]] = {
     "put_vs_batch": [],
     "peers": [],
     "client_cost": [],
+    "processes": [],
     "memory": [],
     "throttled": [],
 }
@@ -34,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "put_vs_batch": ["--items", "2000", "--warmup", "1000"],
     "peers": ["--items", "2000", "--warmup", "1000", "--put-time-limit", "5"],
     "client_cost": ["--items", "5000"],
+    "processes": ["--items", "5000", "--rounds", "1"],
     "memory": ["--sizes", "2000", "20000"],
     "throttled": ["--seconds", "8"],
 }
@@ -125,6 +127,16 @@ def client_cost(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def processes(data: dict[str, Any]) -> dict[str, Any]:
+    medians, ratios = data["medians"], data["ratios"]
+    best = max(ratios, key=int)
+    return {
+        "ratios": ratios,
+        "line": f"--processes {best}: {ratios[best]}x the items/s of 1 "
+        + f"({medians[best]['items_per_second']:,.0f} vs {medians['1']['items_per_second']:,.0f})",
+    }
+
+
 def memory(data: dict[str, Any]) -> dict[str, Any]:
     runs = data["runs"]
     peaks = {r["items"]: r["peak_rss_mb"] for r in runs}
@@ -157,6 +169,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "put_vs_batch": put_vs_batch,
     "peers": peers,
     "client_cost": client_cost,
+    "processes": processes,
     "memory": memory,
     "throttled": throttled,
 }

@@ -45,7 +45,7 @@ from loader.backoff import Clock
 from loader.client import DynamoClient, Resolved, WireClient, open_client, resolved_of
 from loader.codec import KeySchema, Num
 from loader.config import LoadConfig
-from loader.errors import Aborted, ConfigError, LoaderError
+from loader.errors import Aborted, ConfigError, LoaderError, SourceError
 from loader.metrics import Histogram, LoadReport, Snapshot
 from loader.pipeline import Job, ProgressCallback, connect
 from loader.sources import Record, Reject
@@ -151,8 +151,8 @@ class Share:
     n: int
     table: str
     hash_name: str
-    skip: int  # records finished before a resume
-    handled: int  # the record the main process already rejected (its first), or 0
+    start: int  # records up to this one are done: finished before a resume, or rejected
+    # by the main process's first-record check
     sizes: tuple[int, ...]  # of the input files, for progress
 
 
@@ -182,9 +182,14 @@ def writer_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         run(_writer(config, inbox, outbox, start, share))
-    except LoaderError as exc:
-        kind = "config" if isinstance(exc, ConfigError) else "error"
-        outbox.send_bytes(pickle.dumps({"error": str(exc), "kind": kind, "final": True}))
+    except LoaderError as exc:  # before its job started (a job's own errors: `_writer`)
+        outbox.send_bytes(pickle.dumps({"final": True, **_error(exc)}))
+
+
+def _error(exc: LoaderError) -> dict[str, Any]:
+    if isinstance(exc, SourceError):
+        return {"error": str(exc), "kind": "source", "path": exc.path, "line": exc.line}
+    return {"error": str(exc), "kind": "config" if isinstance(exc, ConfigError) else "error"}
 
 
 @contextlib.asynccontextmanager
@@ -221,26 +226,28 @@ async def own_lines(
     key costs ~1.5 µs a line, against ~7 µs a line for a reader that ships lines to the
     writers over pipes (measured), and the main process is left idle."""
     shard_of = KeyPeek(share.table, share.hash_name, share.n).shard
-    mine, skip, handled = share.index, share.skip, share.handled
-    progress.read = skip
+    mine, start = share.index, share.start
+    progress.read = start
     seq = 0
     done_bytes = 0
     for (path, _), size in zip(sources, share.sizes, strict=True):
         async for lines in line_chunks(path):
-            progress.bytes_read = done_bytes + max(lines.offset, 0)
+            if lines.offset >= 0:  # the end-of-file chunk has none
+                progress.bytes_read = done_bytes + lines.offset
             chunk: list[tuple[int, Record | Reject]] = []
             for number, raw in enumerate(lines.lines, lines.first):
                 if not raw or raw.isspace():
                     continue  # not a record: blank lines have no number
                 seq += 1
-                if seq <= skip or seq == handled or shard_of(raw) != mine:
+                if seq <= start or shard_of(raw) != mine:
                     continue
                 watermark.issue(seq)
                 chunk.append((seq, jsonl_record(path, number, raw)))
-            progress.read = max(seq, skip)
+            progress.read = max(seq, start)
             if chunk:
                 yield chunk
         done_bytes += size
+        progress.bytes_read = done_bytes
 
 
 async def _writer(
@@ -284,7 +291,15 @@ async def _writer(
             received += 1
             yield chunk
 
-    def send(job: Job | None, final: bool, outcome: str = "") -> None:
+    synced = 0
+
+    def send(job: Job | None, final: bool, outcome: str = "", **error: Any) -> None:
+        nonlocal synced
+        if job is not None and job.metrics.rejected > synced:
+            # The main process's checkpoint may pass `low` as soon as it reads it: the
+            # rejects below it must be on disk first.
+            job.rejects.sync()
+            synced = job.metrics.rejected
         state: dict[str, Any] = {
             "received": received,
             "low": watermark.low,
@@ -297,7 +312,7 @@ async def _writer(
             latency = job.metrics.latency
             state["latency"] = (dict(latency._buckets), latency.count, latency.max)
         state["outcome"] = outcome
-        outbox.send_bytes(pickle.dumps(state))
+        outbox.send_bytes(pickle.dumps({**state, **error}))
 
     async with _connect(config, start) as (client, sources, schemas):
         job = Job(
@@ -320,6 +335,9 @@ async def _writer(
         reporter = asyncio.create_task(report())
         try:
             result = await job.run(stop)
+        except LoaderError as exc:
+            send(job, final=True, **_error(exc))
+            return
         finally:
             reporter.cancel()
         send(job, final=True, outcome=result.outcome)
@@ -355,10 +373,10 @@ class _Writer:
             lows.append(self.state["low"])
         return min(lows) if lows else None
 
-    def finished(self, skip: int) -> int:
+    def finished(self, start: int) -> int:
         """A writer that reads for itself: all records up to this one are through it."""
         low: int | None = self.state.get("low")
-        return low - 1 if low is not None else max(int(self.state.get("read", 0)), skip)
+        return low - 1 if low is not None else max(int(self.state.get("read", 0)), start)
 
 
 async def load_parallel(
@@ -401,13 +419,17 @@ async def load_parallel(
     # Files the writers can each read themselves (not stdin): measured fastest, see own_lines.
     shared = raw_input and all(path != "-" for path, _ in sources)
     shares: list[Share | None] = [None] * n
+    done_before = job.skip  # with shared reading: records no writer takes
     if shared:
         assert config.table is not None
-        handled = await _check_first(job) if job.skip == 0 else 0
+        try:
+            done_before = await _check_first(job) if job.skip == 0 else job.skip
+        except Aborted as exc:  # --max-rejects, before any writer started
+            job.rejects.close()
+            return job.metrics.report(clock.now(), f"aborted: {exc}")
         hash_name = schemas[config.table].hash_name
         shares = [
-            Share(i, n, config.table, hash_name, job.skip, handled, tuple(job.sizes))
-            for i in range(n)
+            Share(i, n, config.table, hash_name, done_before, tuple(job.sizes)) for i in range(n)
         ]
     context = multiprocessing.get_context("spawn")
     pool = ThreadPoolExecutor(2 * n, thread_name_prefix="pipe")
@@ -427,6 +449,7 @@ async def load_parallel(
         writers.append(_Writer(process, from_main, from_child, asyncio.Queue(2)))
     outcome = ""
     cancelled = False
+    source_error: BaseException | None = None
     last_seq = job.skip
     window: deque[tuple[float, int, float]] = deque()
 
@@ -435,7 +458,7 @@ async def load_parallel(
 
     def watermark() -> int:
         if shared:
-            return min(w.finished(job.skip) for w in writers)
+            return min(w.finished(done_before) for w in writers)
         lows = [low for w in writers if (low := w.low()) is not None]
         return min(lows) - 1 if lows else last_seq
 
@@ -462,7 +485,8 @@ async def load_parallel(
                 writer.state["final"] = True
                 writer.state.setdefault("error", "a writer process died")
                 return
-            writer.state = pickle.loads(data)
+            # A writer that failed before its job began sends only its error.
+            writer.state.update(pickle.loads(data))
             if total_rejected() > (config.max_rejects if config.max_rejects is not None else 1e18):
                 raise Aborted(f"more than {config.max_rejects} records rejected (--max-rejects)")
 
@@ -476,7 +500,7 @@ async def load_parallel(
         shard_of = peek.shard
         metrics = job.metrics
         skip = job.skip
-        first = True
+        first = skip == 0
         seq = 0
         done_bytes = 0
         for (path, _), size in zip(sources, job.sizes, strict=True):
@@ -494,12 +518,13 @@ async def load_parallel(
                         continue
                     metrics.records_read += 1
                     if first:
-                        # The checks that stop a job on its first record happen here, once.
-                        first = False
+                        # The checks that stop a job on its first record happen here, once,
+                        # on the first that parses (as in one process).
                         record = jsonl_record(name, number, raw)
                         if isinstance(record, Reject):
                             job.ledger.reject_record(seq, record)
                             continue
+                        first = False
                         if job.check_first(seq, record) is None:
                             continue
                     _, seqs, numbers, raws = blocks[shard_of(raw)]
@@ -520,7 +545,7 @@ async def load_parallel(
     async def read() -> None:
         nonlocal last_seq
         default_table = config.table
-        first = True
+        first = job.skip == 0
         async for chunk in job.numbered():
             shards: list[list[tuple[int, Any]]] = [[] for _ in range(n)]
             for seq, item in chunk:
@@ -608,6 +633,9 @@ async def load_parallel(
     except* ConfigError as caught:
         stop_writers(signal.SIGKILL)
         raise caught.exceptions[0] from None
+    except* SourceError as caught:  # the main process's reading (stdin, other formats)
+        source_error = caught.exceptions[0]
+        stop_writers(signal.SIGTERM)
     except* asyncio.CancelledError:
         cancelled = True
     finally:
@@ -623,34 +651,44 @@ async def load_parallel(
     for writer in writers:
         if writer.state.get("kind") == "config":
             raise ConfigError(writer.state["error"])
-        if writer.state.get("error"):
+        if writer.state.get("kind") == "source":
+            state = writer.state
+            source_error = source_error or SourceError(
+                state["error"], path=state["path"], line=state["line"]
+            )
+        elif writer.state.get("error"):
             outcome = outcome or writer.state["error"]
         elif str(writer.state.get("outcome", "")).startswith("aborted"):
             outcome = outcome or str(writer.state["outcome"]).removeprefix("aborted: ")
     save()
     job.rejects.close()
+    if source_error is not None:  # as in one process: the checkpoint saved, no report
+        raise source_error
     outcome = f"aborted: {outcome}" if outcome else "ok"
     return _report(job, writers, clock.now(), outcome, shared=shared)
 
 
 async def _check_first(job: Job) -> int:
-    """The checks that stop a job on its first record, before any writer starts; returns
-    the record's number if they rejected it (so no writer takes it again), else 0."""
+    """The checks that stop a job on its first record, before any writer starts, as one
+    process makes them: lines that do not parse are rejected until one does, and that
+    record is checked (ConfigError). Returns the number of the last record handled here
+    (0: none), so that no writer takes them again."""
+    seq = 0
     for path, _ in job.sources:
         async with contextlib.aclosing(raw_lines(path)) as chunks:
             async for lines, _offset in chunks:
-                return _check(job, path, *lines[0])
-    return 0
-
-
-def _check(job: Job, path: str, number: int, raw: bytes) -> int:
-    record = jsonl_record(path, number, raw)
-    if isinstance(record, Reject):
-        job.ledger.reject_record(1, record)
-    elif job.check_first(1, record) is not None:
-        return 0
-    job.metrics.records_read += 1
-    return 1
+                for number, raw in lines:
+                    seq += 1
+                    job.metrics.records_read += 1  # here, unless its writer takes it
+                    record = jsonl_record(path, number, raw)
+                    if isinstance(record, Reject):
+                        job.ledger.reject_record(seq, record)
+                        continue
+                    if job.check_first(seq, record) is not None:
+                        job.metrics.records_read -= 1
+                        return seq - 1  # checked: its writer reads and writes it
+                    return seq  # the check rejected it (a key of the wrong type, say)
+    return seq
 
 
 def _report(
