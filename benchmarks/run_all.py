@@ -129,11 +129,11 @@ def client_cost(data: dict[str, Any]) -> dict[str, Any]:
 
 def processes(data: dict[str, Any]) -> dict[str, Any]:
     medians, ratios = data["medians"], data["ratios"]
-    best = max(ratios, key=int)
+    base, best = min(ratios, key=int), max(ratios, key=int)
     return {
         "ratios": ratios,
-        "line": f"--processes {best}: {ratios[best]}x the items/s of 1 "
-        + f"({medians[best]['items_per_second']:,.0f} vs {medians['1']['items_per_second']:,.0f})",
+        "line": f"--processes {best}: {ratios[best]}x the items/s of {base} "
+        f"({medians[best]['items_per_second']:,.0f} vs {medians[base]['items_per_second']:,.0f})",
     }
 
 
