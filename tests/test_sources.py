@@ -225,6 +225,16 @@ async def test_jsonl_a_final_line_without_newline_is_read(tmp_path: Path, chunki
     ]
 
 
+@pytest.mark.parametrize("data", [b"\n1", b"\n\n", b"1\n"])
+async def test_jsonl_a_file_shorter_than_a_bom_is_still_split_into_lines(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(data)
+    expected = [i + 1 for i, line in enumerate(data.split(b"\n")) if line]
+    assert lines_of(await jsonl(path)) == expected
+
+
 async def test_jsonl_gz_reads_the_same_as_plain(tmp_path: Path, chunking: int) -> None:
     plain = tmp_path / "a.jsonl"
     plain.write_bytes(SAMPLE_JSONL)

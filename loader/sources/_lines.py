@@ -91,6 +91,12 @@ async def line_chunks(path: str) -> AsyncIterator[LineChunk]:
         if lines:
             yield LineChunk(number, lines, False, offset)
             number += len(lines)
+    if head:  # shorter than a BOM: never split above
+        lines = tail.removeprefix(BOM).split(b"\n")
+        tail = lines.pop()
+        if lines:
+            yield LineChunk(number, [_chomp(line) for line in lines], False, -1)
+            number += len(lines)
     yield LineChunk(number, [_chomp(tail)] if tail else [], True, -1)
 
 
