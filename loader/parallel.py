@@ -426,8 +426,11 @@ async def load_parallel(
         try:
             done_before = await _check_first(job) if job.skip == 0 else job.skip
         except Aborted as exc:  # --max-rejects, before any writer started
-            job.rejects.close()
+            job.close()  # the checkpoint passes the lines rejected so far, as in one process
             return job.metrics.report(clock.now(), f"aborted: {exc}")
+        except ConfigError:
+            job.close()
+            raise
         hash_name = schemas[config.table].hash_name
         shares = [
             Share(i, n, config.table, hash_name, done_before, tuple(job.sizes)) for i in range(n)
@@ -621,6 +624,8 @@ async def load_parallel(
                 shippers = [group.create_task(ship(w)) for w in writers]
                 try:
                     await (read_raw() if raw_input else read())
+                except SourceError as exc:  # what was read still goes to the writers
+                    source_error = exc
                 finally:
                     for writer in writers:
                         await writer.queue.put(None)
@@ -631,12 +636,10 @@ async def load_parallel(
     except* Aborted as caught:
         outcome = outcome or str(caught.exceptions[0])
         stop_writers(signal.SIGTERM)
-    except* ConfigError as caught:
+    except* ConfigError as caught:  # the first record's checks, before anything was shipped
         stop_writers(signal.SIGKILL)
+        job.close()
         raise caught.exceptions[0] from None
-    except* SourceError as caught:  # the main process's reading (stdin, other formats)
-        source_error = caught.exceptions[0]
-        stop_writers(signal.SIGTERM)
     except* asyncio.CancelledError:
         cancelled = True
     finally:
@@ -651,6 +654,8 @@ async def load_parallel(
         raise asyncio.CancelledError  # bare, not in a group: the CLI reports "stopped at once"
     for writer in writers:
         if writer.state.get("kind") == "config":
+            save()
+            job.rejects.close()
             raise ConfigError(writer.state["error"])
         if writer.state.get("kind") == "source":
             state = writer.state

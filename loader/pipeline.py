@@ -342,22 +342,23 @@ class Job:
         except* Aborted as caught:
             self._stopping = self._stopping or str(_leaf(caught))
         except* (ConfigError, SourceError) as caught:
-            self._close()
+            self.close()
             raise _leaf(caught) from None
         except* asyncio.CancelledError:
             cancelled = True
         if cancelled:
             # Stopped at once (a second signal): what is durable so far is what counts.
             # Raised bare, outside `except*`, so callers see a CancelledError, not a group.
-            self._close()
+            self.close()
             raise asyncio.CancelledError
-        self._close()
+        self.close()
         outcome = f"aborted: {self._stopping}" if self._stopping else "ok"
         if self.config.dry_run and not self._stopping:
             outcome = "dry run"
         return self.metrics.report(self.clock.now(), outcome)
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Save the checkpoint (rejects first) and close the rejects file."""
         self._save()
         self.rejects.close()
 

@@ -220,16 +220,21 @@ def test_max_wcu_is_the_whole_job_s_ceiling_however_many_processes(
     assert 270 <= mean <= 330, f"mean {mean:.0f} WCU/s over {seconds} (all: {per_second})"
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
 def test_a_truncated_input_stops_the_job_as_one_process_would_and_keeps_its_place(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, kind: str
 ) -> None:
-    # Every writer reads the file, so every writer meets its broken end: the job exits 2
-    # with the one sentence a single process gives, and the checkpoint keeps what was
-    # finished (it fell back to 0: the writers' error replaced their counters).
+    # JSONL: every writer reads the file and meets its broken end; CSV: the main process
+    # does, and hands on what it read. Either way the job exits 2 with the one sentence a
+    # single process gives, and the checkpoint keeps what was finished (it fell back to
+    # 0: the writers' error replaced their counters, or their last states were dropped).
     table = make_table(gsi=False)
-    rows = [json.dumps({"PK": f"P#{i}", "SK": "S", "v": i}) for i in range(20_000)]
+    if kind == "jsonl":
+        rows = [json.dumps({"PK": f"P#{i}", "SK": "S", "v": i}) for i in range(20_000)]
+    else:
+        rows = ["PK,SK,v", *(f"P#{i},S,{i}" for i in range(20_000))]
     whole = gzip.compress(("\n".join(rows) + "\n").encode())
-    source = tmp_path / "in.jsonl.gz"
+    source = tmp_path / f"in.{kind}.gz"
     source.write_bytes(whole[: len(whole) - 500])
     checkpoint = tmp_path / "load.ckpt"
 
@@ -257,7 +262,9 @@ def test_the_first_record_that_parses_is_checked_before_any_write(
     source.write_text(
         "# exported 2026-11-27\n" + "".join(f'{{"id": "P#{i}"}}\n' for i in range(2_000))
     )
+    rejects = tmp_path / "rejects.jsonl"
     args = ["--table", table, "--endpoint-url", ddb_local.url, "--processes", "2"]
+    args += ["--rejects", str(rejects)]
     stdin = None
     if how == "jsonl on stdin":
         args += ["-", "--format", "jsonl"]
@@ -277,6 +284,7 @@ def test_the_first_record_that_parses_is_checked_before_any_write(
     assert "does not carry the key" in result.stderr
     assert result.stderr.count("\n") == 1
     assert scan_table(ddb_local.url, table) == []
+    assert [json.loads(row)["line"] for row in rejects.read_text().splitlines()] == [1]
 
 
 def test_max_rejects_reached_on_the_first_lines_still_reports(
@@ -286,10 +294,12 @@ def test_max_rejects_reached_on_the_first_lines_still_reports(
     source = tmp_path / "in.jsonl"
     source.write_text('{"PK": \n' + "".join(f'{{"PK": "P#{i}", "SK": "S"}}\n' for i in range(99)))
     rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
+    checkpoint = tmp_path / "load.ckpt"
+    args = ["--processes", "2", "--max-rejects", "0", "--checkpoint", str(checkpoint)]
 
     result = load_into(
-        table, ddb_local.url, str(source), "--processes", "2", "--max-rejects", "0",
-        "--rejects", str(rejects), "--report", str(report),
+        table, ddb_local.url, str(source), *args, "--rejects", str(rejects),
+        "--report", str(report),
     )  # fmt: skip
 
     assert result.returncode == 3, result.stderr
@@ -297,6 +307,10 @@ def test_max_rejects_reached_on_the_first_lines_still_reports(
     numbers = json.loads(report.read_text())
     assert numbers["rejected"] == numbers["records_read"] == 1
     assert [json.loads(x)["line"] for x in rejects.read_text().splitlines()] == [1]
+    # The checkpoint passes the rejected line, so a resume goes on past it.
+    assert json.loads(checkpoint.read_text())["records_done"] == 1
+    load_into(table, ddb_local.url, str(source), *args, "--resume", check_status=0)
+    assert len(scan_table(ddb_local.url, table)) == 99
 
 
 @pytest.mark.timeout(120)
