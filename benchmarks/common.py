@@ -135,7 +135,8 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no screen), imported only when charting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +149,7 @@ def save_bar_chart(
     name: str, labels: Sequence[str], values: Sequence[float], *, ylabel: str, title: str
 ) -> Path:
     """A labelled bar chart at `benchmarks/results/<name>.png`."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.8))
     bars = ax.bar(range(len(labels)), values, color="#4878a8")
     best = max(values) if values else 0.0
@@ -165,7 +166,7 @@ def save_bar_chart(
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, best * 1.15 or 1)
     ax.set_title(title, fontsize=10)
-    return _save(plt, fig, name)
+    return save_figure(plt, fig, name)
 
 
 def save_line_chart(
@@ -178,7 +179,7 @@ def save_line_chart(
     hline: tuple[float, str] | None = None,
 ) -> Path:
     """One line per series of (x, y) points at `benchmarks/results/<name>.png`."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for label, points in series.items():
         ax.plot([x for x, _ in points], [y for _, y in points], label=label, marker=".")
@@ -190,10 +191,11 @@ def save_line_chart(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(plt, fig, name)
+    return save_figure(plt, fig, name)
 
 
-def _save(plt: Any, fig: Any, name: str) -> Path:
+def save_figure(plt: Any, fig: Any, name: str) -> Path:
+    """Save `fig` as results/<name>.png and close it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.png"
     fig.tight_layout()
