@@ -6,11 +6,14 @@ Sizes and number rules marked "measured" were checked against DynamoDB Local.
 from __future__ import annotations
 
 import base64
+import re
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loader import codec
 from loader.codec import (
@@ -22,24 +25,31 @@ from loader.codec import (
     KeySchema,
     Num,
     Request,
-    _from_values,
     check_size,
     encode,
     from_plain,
     number_size,
     parse_json,
+    put_entry,
     typed_size,
     wcu,
 )
 
 
 def plain(text: str) -> Item:
-    """The DynamoDB item of one line of plain JSON."""
-    return from_plain(parse_json(text))[0]
+    """The DynamoDB item of one line of plain JSON (and the wire bytes agree with it)."""
+    item, size = from_plain(parse_json(text))
+    assert put_entry(parse_json(text)) == (wire(item), size)
+    return item
 
 
 def plain_size(text: str) -> int:
     return from_plain(parse_json(text))[1]
+
+
+def wire(item: Item) -> bytes:
+    """What the general path sends: the PutRequest entry of `item`, by orjson."""
+    return b'{"PutRequest":{"Item":' + orjson.dumps(item) + b"}}"
 
 
 def b64(data: bytes) -> str:
@@ -587,6 +597,15 @@ def test_encode_a_put_carries_the_whole_item_its_key_size_and_cost() -> None:
     assert (write.seq, write.source, write.line, write.text) == (7, "in.jsonl", 3, "raw")
 
 
+def test_encode_costs_a_plain_record_in_each_index_as_its_typed_item() -> None:
+    keys_only = Index("GSI1", ("GSI1PK",), frozenset({"PK", "GSI1PK"}))
+    for indexes, units in (((keys_only,), 2 + 1), ((Index("ALL", ("GSI1PK",), None),), 4)):
+        schema = _schema_with(*indexes)
+        item, _ = from_plain(parse_json(GSI_ITEM))
+        assert _encode(parse_json(GSI_ITEM), schema=schema).wcu == units
+        assert _encode(item, typed=True, schema=schema).wcu == units
+
+
 def test_encode_a_typed_put_sends_the_item_as_given() -> None:
     item = {"PK": {"S": "p1"}, "SK": {"S": "S"}, "n": {"N": "1.50"}, "b": {"B": b64(b"abc")}}
     write = _encode(item, typed=True)
@@ -658,14 +677,12 @@ SHAPED_RECORDS = [
 
 
 @pytest.mark.parametrize("text", SHAPED_RECORDS)
-def test_a_compiled_record_shape_converts_exactly_like_the_general_path(text: str) -> None:
-    record = parse_json(text)
-    general = _from_values(tuple(record))(*record.values())
-    first = from_plain(record)  # compiles this shape
-    again = from_plain(parse_json(text))  # runs the compiled converter
-    assert first == general
-    assert again == general
-    assert (record_shape(record)) in _SHAPES
+def test_a_compiled_record_shape_sends_the_bytes_of_the_general_path(text: str) -> None:
+    item, size = from_plain(parse_json(text))
+    first = put_entry(parse_json(text))  # compiles this shape
+    again = put_entry(parse_json(text))  # runs the compiled converter
+    assert first == again == (wire(item), size)
+    assert record_shape(parse_json(text)) in _SHAPES
 
 
 def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
@@ -675,7 +692,7 @@ def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, .
 def test_a_shape_with_a_value_the_general_path_refuses_is_refused_with_its_reason() -> None:
     for _ in range(2):
         with pytest.raises(CodecError, match="binary floats are refused"):
-            from_plain({"PK": "p", "f": 1.5})
+            put_entry({"PK": "p", "f": 1.5})
     assert record_shape({"PK": "p", "f": 1.5}) not in _SHAPES
 
 
@@ -683,11 +700,40 @@ def test_records_past_the_shape_limit_still_convert_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("loader.codec._SHAPES", {})
+    monkeypatch.setattr("loader.codec._BY_NAMES", {})
     monkeypatch.setattr("loader.codec.MAX_SHAPES", 2)
     records = [{"PK": "p", f"a{i}": i, "s": "é"} for i in range(5)]
     for record in records:
-        assert from_plain(record) == _from_values(tuple(record))(*record.values())
+        item, size = from_plain(record)
+        assert put_entry(record) == (wire(item), size)
     assert len(codec._SHAPES) == 2
+
+
+# As they stand inside a JSON string: each needs an escape on the wire too.
+ESCAPED_STRINGS = [r"a\"b", r"back\\slash", r"new\nline", r"tab\t", r"\u0001", r"é\"", r"😀\\"]
+
+
+@pytest.mark.parametrize("escaped", ESCAPED_STRINGS)
+def test_strings_that_json_escapes_are_escaped_wherever_they_are(escaped: str) -> None:
+    # Top level, in a list of strings, in a nested map, as a name: each escaped as
+    # orjson escapes it, whichever of the record's strings needs it.
+    texts = [
+        f'{{"PK": "{escaped}", "SK": "s", "other": "plain"}}',
+        f'{{"PK": "p", "SK": "s", "other": "{escaped}"}}',
+        f'{{"PK": "p", "tags": ["x", "{escaped}"], "m": {{"k": "{escaped}", "n": 1}}}}',
+        f'{{"PK": "p", "{escaped}": "v", "m": {{"{escaped}": ["{escaped}"]}}}}',
+    ]
+    for text in texts * 2:  # the second time through compiled converters
+        item, size = from_plain(parse_json(text))
+        assert put_entry(parse_json(text)) == (wire(item), size)
+        assert orjson.loads(put_entry(parse_json(text))[0])["PutRequest"]["Item"] == item
+
+
+def test_a_string_with_a_lone_surrogate_is_refused_not_sent() -> None:
+    # JSON input cannot hold one (the parser refuses it); Python callers of load() can.
+    for record in ({"PK": "p", "s": "a\ud800"}, {"PK": "p", "t": ["\udfff"]}, {"\ud800": 1}):
+        with pytest.raises(CodecError, match="surrogates not allowed"):
+            put_entry(record)
 
 
 def test_small_integers_cost_what_the_digit_rule_says() -> None:
@@ -703,5 +749,73 @@ def test_records_of_the_same_names_but_other_value_types_convert_exactly() -> No
         '{"PK": "p", "v": {"w": 1}, "m": {"a": {}, "b": {"a": 1, "b": "x"}}}',
     ]
     for text in texts * 2:  # the second time through compiled converters
-        record = parse_json(text)
-        assert from_plain(record) == _from_values(tuple(record))(*record.values())
+        item, size = from_plain(parse_json(text))
+        assert put_entry(parse_json(text)) == (wire(item), size)
+
+
+NAMES = st.text(max_size=6)
+LEAVES = st.one_of(
+    st.text(max_size=12),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: Num(str(d))),
+    st.booleans(),
+    st.none(),
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(NAMES, inner, max_size=4),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(NAMES, VALUES, max_size=8))
+def test_any_record_goes_on_the_wire_as_the_general_path_makes_it(record: dict[str, Any]) -> None:
+    for cache in (codec._SHAPES, codec._BY_NAMES, codec._NESTED, codec._NESTED_BY_NAMES):
+        cache.clear()  # every example compiles its own shapes, never past MAX_SHAPES
+    try:
+        item, size = from_plain(record)
+    except CodecError as refused:
+        with pytest.raises(CodecError, match=re.escape(str(refused))):
+            put_entry(record)
+        return
+    assert put_entry(record) == (wire(item), size)  # compiles
+    assert put_entry(record) == (wire(item), size)  # runs what was compiled
+
+
+# Keys at DynamoDB's limits: 2048 bytes for a partition key, 1024 for a sort key.
+EDGE_KEYS = ["😀" * 256, "😀" * 257, "😀" * 512, "😀" * 513, "a" * 1025, "a" * 2049, ""]
+KEY_VALUES = st.one_of(
+    st.text(alphabet=st.sampled_from("a😀é"), max_size=600),
+    st.sampled_from(EDGE_KEYS),
+    st.integers(),
+    st.sampled_from([Num("1.50"), Num("-0"), True, None, [], {}]),
+)
+
+
+def key_of_plain_agrees(record: dict[str, Any], schema: KeySchema) -> None:
+    try:
+        expected = schema.key_of(from_plain(record)[0])
+    except CodecError as refused:
+        with pytest.raises(CodecError, match=re.escape(str(refused))):
+            schema.key_of_plain(record)
+        return
+    assert schema.key_of_plain(record) == expected
+
+
+@pytest.mark.parametrize("sk", EDGE_KEYS)
+@pytest.mark.parametrize("pk", EDGE_KEYS)
+def test_the_key_of_a_plain_record_keeps_the_limits_of_its_item(pk: str, sk: str) -> None:
+    key_of_plain_agrees({"PK": pk, "SK": sk}, KeySchema("t", "PK", "S", "SK", "S"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries({}, optional={"PK": KEY_VALUES, "SK": KEY_VALUES}),
+    st.sampled_from(["S", "N", "B"]),
+    st.sampled_from(["S", "N", None]),
+)
+def test_the_key_of_a_plain_record_is_the_key_of_its_item(
+    record: dict[str, Any], hash_type: str, range_type: str | None
+) -> None:
+    key_of_plain_agrees(record, KeySchema("t", "PK", hash_type, range_type and "SK", range_type))
