@@ -98,6 +98,8 @@ class Signer:
         self._region = region
         self._host = host
         self._now = now
+        self._second = -1
+        self._stamp = ""
         self._day = ""
         self._key = b""
         self._key_for = ""
@@ -105,7 +107,11 @@ class Signer:
     def headers(
         self, target: str, body: bytes, access_key: str, secret_key: str, token: str | None
     ) -> dict[str, str]:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._now()))
+        second = int(self._now())
+        if second != self._second:  # the stamp changes once a second, not per request
+            self._second = second
+            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        stamp = self._stamp
         day = stamp[:8]
         if day != self._day or self._key_for != secret_key:
             key = _hmac(f"AWS4{secret_key}".encode(), day)
@@ -210,8 +216,7 @@ class WireClient:
         headers["Accept-Encoding"] = "identity"
         head = request_head(self._path, self._host, headers, len(body))
         try:
-            async with asyncio.timeout(self._timeout):
-                status, answer, data = await self._http.post(head, body)
+            status, answer, data = await self._http.post(head, body, self._timeout)
         except (HttpError, OSError, TimeoutError) as exc:
             reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
             raise TransientError(

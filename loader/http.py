@@ -59,6 +59,13 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def expire(self) -> None:
+        """No answer in time: drop the connection; the waiting reader gets TimeoutError."""
+        waiter = self.waiter
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+
     async def more(self) -> None:
         """Wait for more bytes (or the end of the connection)."""
         if self.closed:
@@ -173,7 +180,7 @@ class HttpPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._all: set[_Connection] = set()
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self, timeout_s: float) -> _Connection:
         loop = asyncio.get_running_loop()
         while True:
             idle = self._idle
@@ -194,13 +201,14 @@ class HttpPool:
                 raise
         self._open += 1
         try:
-            _, conn = await loop.create_connection(
-                _Connection,
-                self.host,
-                self.port,
-                ssl=self.ssl,
-                server_hostname=self.host if self.ssl else None,
-            )
+            async with asyncio.timeout(timeout_s):
+                _, conn = await loop.create_connection(
+                    _Connection,
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl else None,
+                )
         except BaseException:
             self._open -= 1
             self._wake()
@@ -227,14 +235,20 @@ class HttpPool:
         self._idle.append(conn)
         self._wake()
 
-    async def post(self, head: bytes, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    async def post(
+        self, head: bytes, body: bytes, timeout_s: float
+    ) -> tuple[int, dict[bytes, bytes], bytes]:
         """Send `head` (the request line and headers, ending in an empty line) and `body`;
         return the status, headers (lower-case names) and body of the answer.
 
         Raises:
             OSError, HttpError: no connection, or it broke or answered nonsense.
+            TimeoutError: no connection, or no whole answer, within `timeout_s`.
         """
-        conn = await self._connection()
+        conn = await self._connection(timeout_s)
+        # A timer on the connection, not asyncio.timeout(): that cost ~20 µs a request
+        # (of ~130 µs in all, measured against the zero-work endpoint).
+        timer = asyncio.get_running_loop().call_later(timeout_s, conn.expire)
         done = False
         try:
             transport = conn.transport
@@ -243,6 +257,7 @@ class HttpPool:
             status, headers, data, reusable = await conn.response()
             done = reusable
         finally:
+            timer.cancel()
             if done and not conn.closed:
                 self._release(conn)
             else:

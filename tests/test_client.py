@@ -86,7 +86,9 @@ class _Http:
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
 
-    async def post(self, head: bytes, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    async def post(
+        self, head: bytes, body: bytes, timeout_s: float
+    ) -> tuple[int, dict[bytes, bytes], bytes]:
         self.heads.append(head)
         self.bodies.append(body)
         return 200, {}, b'{"UnprocessedItems":{}}'

@@ -1,0 +1,65 @@
+"""The keep-alive HTTP pool: a connection that answers too late is dropped, not reused,
+and the pool goes on with fresh ones."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from loader.http import HttpPool, request_head
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@asynccontextmanager
+async def _server(answer_after: list[float]) -> AsyncIterator[str]:
+    """Answers the n-th request after answer_after[n] seconds (never, past the list's end)."""
+    handlers: list[asyncio.Task[None]] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                await asyncio.sleep(answer_after.pop(0) if answer_after else 3600.0)
+                writer.write(ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client hung up
+        finally:
+            writer.close()
+
+    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.create_task(answer(reader, writer)))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_an_answer_later_than_the_timeout_drops_the_connection() -> None:
+    async with _server([0.0, 5.0, 0.0]) as url:
+        pool = HttpPool(url, limit=1)
+        head = request_head("/", "db", {}, 2)
+        try:
+            assert (await pool.post(head, b"{}", 1.0))[0] == 200
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await pool.post(head, b"{}", 0.3)
+            assert time.monotonic() - started < 2.0
+            # The late connection is gone (its answer must not be read as the next
+            # one's): the next request goes out on a new connection, gets its own answer.
+            answer = await pool.post(head, b"{}", 1.0)
+            assert answer == (200, {b"content-length": b"2"}, b"{}")
+        finally:
+            await pool.close()
