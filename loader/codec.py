@@ -260,13 +260,25 @@ def _utf8_len(text: str) -> int:
 # ratings, its prices to the cent), and a dict lookup is a tenth of measuring one.
 _DECIMAL_SIZES: dict[str, int] = {}
 MAX_DECIMAL_SIZES = 1 << 14
+# Past those, sizes by the text's shape: its digits 2-9 written as 1. Without an
+# exponent, what DynamoDB stores (and refuses) depends only on where the zeros, the
+# sign and the point are, so "67.55" and "12.31" share "11.11" and its size (0.36
+# against 0.56 µs for 100,000 distinct prices; a catalog has a few dozen shapes).
+_DECIMAL_SHAPES: dict[str, int] = {}
+_SHAPE_OF = str.maketrans("23456789", "11111111")
 
 
 def _decimal_size(text: str) -> int:
-    """Size of a JSON number's text, remembered for up to MAX_DECIMAL_SIZES texts."""
+    """Size of a JSON number's text, remembered for up to MAX_DECIMAL_SIZES texts and
+    as many shapes."""
     size = _DECIMAL_SIZES.get(text)
     if size is None:
-        size = _measure_decimal(text)  # raises CodecError for what is not a number
+        shape = text.translate(_SHAPE_OF)
+        size = _DECIMAL_SHAPES.get(shape)
+        if size is None:
+            size = _measure_decimal(text)  # raises CodecError for what is not a number
+            if "e" not in shape and "E" not in shape and len(_DECIMAL_SHAPES) < MAX_DECIMAL_SIZES:
+                _DECIMAL_SHAPES[shape] = size
         if len(_DECIMAL_SIZES) < MAX_DECIMAL_SIZES:
             _DECIMAL_SIZES[text] = size
     return size

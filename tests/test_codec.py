@@ -6,6 +6,7 @@ Sizes and number rules marked "measured" were checked against DynamoDB Local.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from decimal import Decimal
 from typing import Any
@@ -819,3 +820,28 @@ def test_the_key_of_a_plain_record_is_the_key_of_its_item(
     record: dict[str, Any], hash_type: str, range_type: str | None
 ) -> None:
     key_of_plain_agrees(record, KeySchema("t", "PK", hash_type, range_type and "SK", range_type))
+
+
+DECIMAL_TEXTS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4).map(lambda d: f"{d:f}"),
+    st.from_regex(r"-?[0-9]{1,45}(\.[0-9]{1,45})?", fullmatch=True),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(DECIMAL_TEXTS, st.randoms(use_true_random=False))
+def test_a_number_is_sized_as_measured_whatever_was_sized_before(text: str, rng: Any) -> None:
+    # A text of the same shape (other non-zero digits) sized first: the text itself
+    # must still get its own size, or its own refusal.
+    twin = "".join(rng.choice("123456789") if c in "123456789" else c for c in text)
+    codec._DECIMAL_SIZES.clear()
+    with contextlib.suppress(CodecError):
+        codec._decimal_size(twin)
+    try:
+        expected = number_size(text)
+    except CodecError as refused:
+        with pytest.raises(CodecError, match=re.escape(str(refused))):
+            codec._decimal_size(text)
+        return
+    assert codec._decimal_size(text) == expected
