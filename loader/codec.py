@@ -48,6 +48,7 @@ class Num(str):
 # It parses a catalog line ~4x faster than the stdlib with number hooks.
 _decode = msgspec.json.Decoder(float_hook=Num).decode
 _NOT_NUMBERS = (b"NaN", b"-Infinity", b"Infinity")
+_TOO_DEEP = "values nested too deep (DynamoDB keeps 32 levels)"
 _BYTE = re.compile(r"\(byte (\d+)\)")
 
 
@@ -59,6 +60,8 @@ def parse_json(data: bytes | str) -> Any:
     """
     try:
         return _decode(data)
+    except RecursionError:
+        raise CodecError(_TOO_DEEP) from None
     except msgspec.DecodeError as exc:
         message = str(exc)
         where = _BYTE.search(message)
@@ -289,7 +292,12 @@ def _measure_decimal(text: str) -> int:
     negative = text[0] == "-"
     body = text[1:] if negative else text
     whole, dot, fraction = body.partition(".")
-    if not whole.isdigit() or (dot and not fraction.isdigit()) or len(body) > MAX_DIGITS:
+    if (
+        not whole.isdigit()
+        or (dot and not fraction.isdigit())
+        or len(body) > MAX_DIGITS
+        or not body.isascii()  # isdigit() also takes "²" and "١"
+    ):
         return number_size(text)  # exponents, odd forms, long numbers: the exact path
     fraction = fraction.rstrip("0")
     whole = whole.lstrip("0")
@@ -373,18 +381,27 @@ def put_entry(record: Any) -> tuple[bytes, int]:
         raise CodecError(f"a record must be a JSON object, got {_json_kind(record)}")
     try:
         result: tuple[bytes, int] | None = _converted(record, nested=False)
-        if result is None:  # a shape without compiled code (floats and other refusals)
-            item, size = from_plain(record)
-            return _PUT_HEAD + orjson.dumps(item) + _PUT_TAIL, size
+    except (orjson.JSONEncodeError, RecursionError):
+        result = None  # the general path names the record's first fault
+    if result is not None:
+        return result
+    # A shape without compiled code (floats and other refusals, maps in maps, too many
+    # shapes), or a string JSON cannot carry.
+    try:
+        item, size = from_plain(record)
+    except RecursionError:
+        raise CodecError(_TOO_DEEP) from None
+    return _PUT_HEAD + _json(item) + _PUT_TAIL, size
+
+
+def _json(item: Item) -> bytes:
+    """An item's wire JSON, or the CodecError of what orjson refuses in it: a lone
+    surrogate (only Python callers of load() can pass one), or nesting past its 254
+    levels (DynamoDB's own limit is 32)."""
+    try:
+        return orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
-        raise _unsendable(exc) from None
-    return result
-
-
-def _unsendable(exc: orjson.JSONEncodeError) -> CodecError:
-    # What orjson refuses in values checked before: a lone surrogate, or nesting past
-    # 254 levels (only Python callers of load() can pass either; JSON input cannot).
-    return CodecError(f"cannot be sent as JSON: {exc}")
+        raise CodecError(f"cannot be sent as JSON: {exc}") from None
 
 
 def _converted(value: dict[str, Any], *, nested: bool) -> Any:
@@ -404,9 +421,9 @@ def _converted(value: dict[str, Any], *, nested: bool) -> Any:
 
 
 # The converters below raise orjson.JSONEncodeError for what JSON cannot carry: the
-# caller, put_entry, makes it a CodecError. A string needs no JSON escape (no quote,
-# backslash or control character) when orjson's output is just the string in quotes:
-# escaping only ever lengthens it.
+# caller, put_entry, then takes the general path. A string needs no JSON escape (no
+# quote, backslash or control character) when orjson's output is just the string in
+# quotes: escaping only ever lengthens it.
 
 
 def _map_text(value: dict[str, Any]) -> tuple[str, int]:
@@ -453,16 +470,20 @@ _NESTED: dict[tuple[tuple[str, ...], tuple[type, ...]], Callable[..., Any]] = {}
 # The first compiled converter of each tuple of names: found without the value types.
 _BY_NAMES: dict[tuple[str, ...], Callable[..., Any]] = {}
 _NESTED_BY_NAMES: dict[tuple[str, ...], Callable[..., Any]] = {}
-_COMPILED_TYPES = (str, int, Num, bool, type(None), dict, list)
+_SCALARS = (str, int, Num, bool, type(None))
+_COMPILED_TYPES = (*_SCALARS, dict, list)
 
 
 def _compile(
     names: tuple[str, ...], types: tuple[type, ...], *, nested: bool
 ) -> Callable[..., Any] | None:
     shapes, by_names = (_NESTED, _NESTED_BY_NAMES) if nested else (_SHAPES, _BY_NAMES)
-    if len(shapes) >= MAX_SHAPES or not all(t in _COMPILED_TYPES for t in types):
-        # Too many shapes (heterogeneous input), or values the general path refuses
-        # with its reasons (floats, other types): no compiled code.
+    allowed = _SCALARS if nested else _COMPILED_TYPES
+    if len(shapes) >= MAX_SHAPES or not all(t in allowed for t in types):
+        # Too many shapes (heterogeneous input), values the general path refuses with
+        # its reasons (floats, other types), or maps and lists inside a map: compiled
+        # code goes one level deep, so only the general path meets deep nesting, and
+        # refuses it as orjson does.
         return None
     try:
         json_names = [orjson.dumps(name).decode() for name in names]
@@ -768,7 +789,10 @@ def encode(
         CodecError: the record breaks a DynamoDB rule; the message says which.
     """
     if typed:
-        size = typed_size(value)
+        try:
+            size = typed_size(value)
+        except RecursionError:
+            raise CodecError(_TOO_DEEP) from None
         key = schema.key_of(value)
     else:
         entry, size = put_entry(value)  # checks every value, a delete's too
@@ -794,8 +818,5 @@ def encode(
     else:
         units = (size + WCU_BYTES - 1) // WCU_BYTES or 1
     if typed:
-        try:
-            entry = _PUT_HEAD + orjson.dumps(value) + _PUT_TAIL
-        except orjson.JSONEncodeError as exc:
-            raise _unsendable(exc) from None
+        entry = _PUT_HEAD + _json(value) + _PUT_TAIL
     return Write(seq, source, line, schema.table, key, Request(entry), size, units, False, text)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from loader.http import HttpPool, request_head
+from loader.http import HttpPool, _Connection, request_head
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -63,3 +63,30 @@ async def test_an_answer_later_than_the_timeout_drops_the_connection() -> None:
             assert answer == (200, {b"content-length": b"2"}, b"{}")
         finally:
             await pool.close()
+
+
+class _Transport:
+    """Takes what is written; never answers by itself."""
+
+    def writelines(self, data: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def test_expiry_in_the_turn_part_of_the_answer_came_in_is_still_a_timeout() -> None:
+    pool = HttpPool("http://127.0.0.1:9", limit=1)
+    conn = _Connection()
+    conn.connection_made(_Transport())  # type: ignore[arg-type]
+    conn.idle_since = asyncio.get_running_loop().time()
+    pool._idle.append(conn)
+    pool._all.add(conn)
+    pool._open = 1
+    post = asyncio.ensure_future(pool.post(request_head("/", "db", {}, 2), b"{}", 60.0))
+    await asyncio.sleep(0)  # the request is out; the reader waits for the answer
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}")  # 2 of 10
+    conn.expire()  # the timer, in the same turn: the reader's wait is already over
+    with pytest.raises(TimeoutError):
+        await post
+    assert pool._open == 0  # dropped, not reused

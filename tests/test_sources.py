@@ -836,3 +836,16 @@ async def test_open_source_dispatches_on_format(tmp_path: Path) -> None:
     results = await read_all(open_source(path, detect_format(path), csv_types={}))
     assert len(results) == 30
     assert all(isinstance(r, Record) and r.table == TABLE for r in results)
+
+
+async def test_a_line_nested_past_the_parser_limit_is_a_reject_and_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    deep = '{"PK": "p2", "m": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"
+    path = tmp_path / "in.jsonl"
+    path.write_text(f'{{"PK": "p1"}}\n{deep}\n{{"PK": "p3"}}\n', encoding="utf-8")
+    records = await read_all(read_jsonl(str(path), "in"))
+    assert [type(r) for r in records] == [Record, Reject, Record]
+    assert isinstance(records[1], Reject)
+    assert "nested too deep" in records[1].reason
+    assert records[1].line == 2

@@ -33,7 +33,7 @@ def sniff_json(path: str) -> str:
         return "request-items"
     try:
         value = json.loads(first)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "ddb-json"
     if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
         return "request-items"
@@ -50,7 +50,7 @@ def request_item_tables(path: str) -> list[str]:
     try:
         with opener(path, "rb") as handle:
             value = json.loads(handle.read())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise SourceError(f"{path} is not a request-items file: {exc}.", path=path) from None
     if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
         raise SourceError(
@@ -127,7 +127,7 @@ async def read_request_items(path: str, name: str) -> AsyncIterator[Chunk]:
         raise SourceError(f"{name} is not UTF-8 (byte {exc.start}).", path=name) from None
     try:
         records = _requests(text, name)
-    except (json.JSONDecodeError, CodecError, IndexError) as exc:
+    except (json.JSONDecodeError, CodecError, IndexError, RecursionError) as exc:
         raise SourceError(f"{name} is not a request-items file: {exc}.", path=name) from None
     yield records, offset
 
