@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,41 +48,104 @@ class Num(str):
 # text, and decodes integers of any length to exact ints: no binary float ever.
 # It parses a catalog line ~4x faster than the stdlib with number hooks.
 _decode = msgspec.json.Decoder(float_hook=Num).decode
-_NOT_NUMBERS = (b"NaN", b"-Infinity", b"Infinity")
 _TOO_DEEP = "values nested too deep (DynamoDB keeps 32 levels)"
-_BYTE = re.compile(r"\(byte (\d+)\)")
 
 
 def parse_json(data: bytes | str) -> Any:
     """Parse one JSON document keeping every number exact (ints, or `Num` text).
 
     Raises:
-        CodecError: malformed JSON, invalid UTF-8, or NaN/Infinity.
+        CodecError: malformed JSON, invalid UTF-8, or NaN/Infinity; the reason is
+            the loader's own sentence with the byte offset (`explain_json`).
     """
     try:
         return _decode(data)
     except RecursionError:
         raise CodecError(_TOO_DEEP) from None
-    except msgspec.DecodeError as exc:
-        message = str(exc)
-        where = _BYTE.search(message)
-        if where is not None:
-            raw = data.encode() if isinstance(data, str) else data
-            at = int(where.group(1))
-            if at and raw[at - 1 : at] == b"-":
-                at -= 1  # the parser points past the sign of -Infinity
-            for word in _NOT_NUMBERS:
-                if raw.startswith(word, at):
-                    raise CodecError(
-                        f"{word.decode()} is not a number DynamoDB can store"
-                    ) from None
-        if "truncated" in message:
-            raise CodecError("malformed JSON: the record ends early (a truncated line?)") from None
-        if message.startswith("JSON is malformed"):
-            raise CodecError(message.replace("JSON is malformed", "malformed JSON")) from None
-        raise CodecError(f"malformed JSON: {message}") from None
-    except UnicodeDecodeError:
-        raise CodecError("invalid UTF-8 inside a string") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise CodecError(explain_json(data)) from None
+
+
+# The stdlib decoder's messages, in our words. It only runs on a record msgspec
+# refused, to say where and why in sentences no dependency's release can change.
+_STDLIB_REASONS = {
+    "Expecting value": "a value was expected",
+    "Expecting property name enclosed in double quotes": "a quoted attribute name was expected",
+    "Expecting ':' delimiter": "':' was expected",
+    "Expecting ',' delimiter": "',' or a closing bracket was expected",
+    "Invalid control character at": "a control character inside a string",
+    "Invalid \\escape": "an invalid escape inside a string",
+    "Invalid \\uXXXX escape": "an invalid \\u escape inside a string",
+    "Extra data": "a second value after the record",
+}
+_NOT_NUMBERS = ("NaN", "-Infinity", "Infinity")
+
+
+class _NotANumber(Exception):
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+
+def _refuse_constant(word: str) -> Any:
+    raise _NotANumber(word)
+
+
+class _IntText(str):
+    __slots__ = ()
+
+
+_explainer = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_IntText, parse_float=str)
+
+
+def explain_json(data: bytes | str) -> str:
+    """Why `data` is not a JSON record the loader accepts, with the byte offset."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    try:
+        value = _explainer.decode(text)
+    except RecursionError:
+        return _TOO_DEEP
+    except _NotANumber as exc:
+        return f"{exc.word} is not a number DynamoDB can store"
+    except json.JSONDecodeError as exc:
+        at = len(text[: exc.pos].encode())
+        if text.startswith("\ufeff", exc.pos):
+            return (
+                f"a byte-order mark (BOM) at byte {at}: only a file's first line may start"
+                " with one (were two files joined?)"
+            )
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            return f"malformed JSON at byte {at}: the record ends early (a truncated line?)"
+        return f"malformed JSON at byte {at}: {_STDLIB_REASONS.get(exc.msg, 'unexpected text')}"
+    return _refusal_in(value) or "malformed JSON: the parser refused it"
+
+
+def _refusal_in(value: Any) -> str | None:
+    """What in a value the stdlib accepts makes the fast parser refuse it."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, _IntText) and len(node) > 4300:
+            return f"a number of {len(node)} digits: DynamoDB keeps 38"
+        elif isinstance(node, str) and not _is_unicode(node):
+            return "a string holds a lone surrogate (not Unicode text)"
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,8 +464,8 @@ def _json(item: Item) -> bytes:
     levels (DynamoDB's own limit is 32)."""
     try:
         return orjson.dumps(item)
-    except orjson.JSONEncodeError as exc:
-        raise CodecError(f"cannot be sent as JSON: {exc}") from None
+    except orjson.JSONEncodeError:
+        raise CodecError(_refusal_in(item) or _TOO_DEEP) from None
 
 
 def _converted(value: dict[str, Any], *, nested: bool) -> Any:

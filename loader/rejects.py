@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import IO
 
@@ -10,6 +11,9 @@ import orjson
 
 class RejectsFile:
     """Appends `{"source", "line", "reason", "record"}` lines; `sync` makes them durable.
+
+    A record that is not valid UTF-8 is shown with U+FFFD in `record` and kept
+    exactly, byte for byte, in `raw_base64`, so it can be repaired and reloaded.
 
     Writes are buffered plain-file writes: a rejects line is rare and small, and
     it must be on disk before a checkpoint may move past its record.
@@ -24,9 +28,10 @@ class RejectsFile:
         if len(self.samples) < 5:
             self.samples.append(f"{source}:{line}: {reason}")
         if self._handle is not None:
-            if isinstance(record, bytes):
-                record = record.decode(errors="replace")
-            row = {"source": source, "line": line, "reason": reason, "record": record}
+            text, raw = _as_text(record)
+            row = {"source": source, "line": line, "reason": reason, "record": text}
+            if raw is not None:
+                row["raw_base64"] = base64.b64encode(raw).decode()
             self._handle.write(orjson.dumps(row) + b"\n")
 
     def sync(self) -> None:
@@ -39,3 +44,13 @@ class RejectsFile:
             self.sync()
             self._handle.close()
             self._handle = None
+
+
+def _as_text(record: str | bytes) -> tuple[str, bytes | None]:
+    """The record as text, and its exact bytes where they are not UTF-8."""
+    if isinstance(record, str):
+        return record, None
+    try:
+        return record.decode(), None
+    except UnicodeDecodeError:
+        return record.decode(errors="replace"), record

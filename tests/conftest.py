@@ -3,11 +3,15 @@ and dummy credentials (DynamoDB Local and moto accept any)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -167,3 +171,41 @@ def load_into(
         "--no-progress",
         check_status=check_status,
     )
+
+
+@contextlib.contextmanager
+def running_loader(*args: str, **popen: Any) -> Iterator[subprocess.Popen[str]]:
+    """`python -m loader ARGS` in the background, killed if still running and its pipes
+    closed on every way out of the block, a failed assertion included."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "loader", *args], text=True, **popen)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        process.wait()
+
+
+def wait_until(
+    condition: Callable[[], bool], process: subprocess.Popen[str], *, limit_s: float = 120
+) -> None:
+    """Wait for an observable state of a running load, however busy the machine is;
+    `limit_s` only bounds a load that makes no progress at all."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert process.poll() is None, "the load ended before the state it was waited for"
+        assert time.monotonic() < deadline, f"no progress in {limit_s:.0f} s"
+        time.sleep(0.02)
+
+
+def records_done(checkpoint: Path) -> int:
+    """How far a checkpoint says the input is finished (0 before the first one)."""
+    try:
+        return int(json.loads(checkpoint.read_text())["records_done"])
+    except FileNotFoundError:
+        return 0

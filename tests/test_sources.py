@@ -3,6 +3,7 @@ bad input never hides good input, and chunking never changes what is read."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -105,11 +106,12 @@ async def test_jsonl_blank_lines_are_skipped_but_still_counted(
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        (b'{"id": "x",}', "malformed JSON: "),
-        (b'{"id": "x", "n": 1', "malformed JSON: the record ends early (a truncated line?)"),
-        (b'{"id": "x"} {"id": "y"}', "malformed JSON: trailing characters"),
-        (b"\xff", "malformed JSON: invalid character (byte 0)"),  # a bad byte outside a string
-        (b'{"id": "caf\xc3"}', "invalid UTF-8 inside a string"),
+        (b'{"id": "x",}', "malformed JSON at byte 11: a quoted attribute name was expected"),
+        (b'{"id": "x", "n": 1', "malformed JSON at byte 18: the record ends early (a truncated"),
+        (b'{"id": "x"} {"id": "y"}', "malformed JSON at byte 12: a second value after the record"),
+        (b"\xff", "invalid UTF-8 at byte 0"),  # a bad byte outside a string
+        (b'{"id": "caf\xc3"}', "invalid UTF-8 at byte 11"),
+        (b'\xef\xbb\xbf{"id": "c"}', "a byte-order mark (BOM) at byte 0: only a file's first"),
         (b'{"n": NaN}', "NaN is not a number DynamoDB can store"),
         (b'{"n": -Infinity}', "-Infinity is not a number DynamoDB can store"),
     ],
@@ -128,17 +130,27 @@ async def test_jsonl_a_bad_line_is_rejected_with_its_line_and_good_lines_around_
     assert middle.record == bad  # the raw line, as read
     assert isinstance(last, Record)
     assert (last.line, last.value) == (3, {"id": "b"})
-    # The rejects file shows the raw line decoded with replacement characters.
+    # The rejects file shows the line as text, and keeps bytes that are not UTF-8 exactly.
     rejects_path = tmp_path / "rejects.jsonl"
     rejects_file = RejectsFile(str(rejects_path))
     rejects_file.add(middle.source, middle.line, middle.reason, middle.record)
     rejects_file.close()
-    assert json.loads(rejects_path.read_bytes()) == {
+    row = json.loads(rejects_path.read_bytes())
+    assert row.pop("raw_base64", None) == (None if _utf8(bad) else base64.b64encode(bad).decode())
+    assert row == {
         "source": "in",
         "line": 2,
         "reason": middle.reason,
         "record": bad.decode(errors="replace"),
     }
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(("line", "kind"), [("[1, 2]", "an array"), ("42", "a number")])
@@ -527,7 +539,7 @@ async def test_csv_invalid_utf8_rejects_its_row_and_keeps_the_others(tmp_path: P
     results = await csv_rows(path)
     assert sorted(lines_of(results)) == [2, 3, 4]
     (bad,) = rejects(results)
-    assert (bad.line, bad.reason) == (3, "invalid UTF-8 at byte 3")
+    assert (bad.line, bad.reason, bad.record) == (3, "invalid UTF-8 at byte 3", b"p2,\xff")
     assert [r.value["id"] for r in records(results)] == ["p1", "p3"]
 
 

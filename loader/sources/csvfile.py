@@ -60,8 +60,7 @@ async def read_csv(path: str, name: str, types: Mapping[str, str]) -> AsyncItera
             try:
                 lines.append((number, raw.decode()))
             except UnicodeDecodeError as exc:
-                bad = raw.decode(errors="replace")
-                out.append(Reject(name, number, f"invalid UTF-8 at byte {exc.start}", bad))
+                out.append(Reject(name, number, f"invalid UTF-8 at byte {exc.start}", raw))
         rows = _parse(lines)
         if not chunk.last and rows:
             start = rows.pop()[0]

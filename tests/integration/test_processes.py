@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, load_into, scan_table
+from tests.conftest import (
+    TableFactory,
+    load_into,
+    records_done,
+    running_loader,
+    scan_table,
+    wait_until,
+)
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -136,29 +143,14 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
     source = tmp_path / "in.jsonl"
     last = write_records(source, 8_000)
     checkpoint = tmp_path / "load.ckpt"
-    proxy.config = FaultConfig(latency_s=0.2)  # ~1,000 items/s: still running at 4 s
-    args = [
-        sys.executable,
-        "-m",
-        "loader",
-        "load",
-        str(source),
-        "--table",
-        table,
-        "--endpoint-url",
-        proxy.url,
-        "--processes",
-        "2",
-        "--workers",
-        "4",
-        "--checkpoint",
-        str(checkpoint),
-        "--no-progress",
-    ]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=60)
+    proxy.config = FaultConfig(latency_s=0.2)  # ~1,000 items/s: the load lasts seconds
+    with running_loader(
+        "load", str(source), "--table", table, "--endpoint-url", proxy.url,
+        "--processes", "2", "--workers", "4", "--checkpoint", str(checkpoint), "--no-progress",
+    ) as process:  # fmt: skip
+        wait_until(lambda: records_done(checkpoint) > 0, process)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
     assert process.returncode == 3, err
     assert "outcome          aborted: interrupted" in out  # the summary, merged
     done = json.loads(checkpoint.read_text())["records_done"]

@@ -28,9 +28,11 @@ from tests.conftest import (
     TableFactory,
     assert_table_equals,
     run_cli,
+    running_loader,
     scan_table,
     stored,
     sync_client,
+    wait_until,
 )
 from tests.faultproxy import FaultConfig, FaultProxy
 
@@ -126,13 +128,13 @@ def test_sigkill_at_five_random_moments_then_resume_loads_the_input_exactly(
     for kill in range(5):
         flags = ["--resume"] if kill else []
         started = time.monotonic()
-        process = subprocess.Popen(
-            loader_command(*common, *flags), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        time.sleep(rng.uniform(1.0, 4.0))
-        assert process.poll() is None, "the load ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
+        # A random moment of the load, by what DynamoDB acknowledged, not by the clock:
+        # 2,000-6,000 more writes each time, so five kills never reach the end of it.
+        target = proxy.stats().admitted_wcu + rng.randint(2_000, 6_000)
+        with running_loader("load", *common, *flags, "--no-progress") as process:
+            wait_until(lambda: proxy.stats().admitted_wcu >= target, process)  # noqa: B023
+            process.send_signal(signal.SIGKILL)
+            process.wait()
         busy_s += time.monotonic() - started
         assert process.returncode == -signal.SIGKILL
 
@@ -265,28 +267,21 @@ def test_resume_with_no_checkpoint_yet_starts_from_the_beginning_and_says_so(
 
 
 def test_the_checkpoint_is_valid_json_at_every_moment_of_a_load(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+    proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
 ) -> None:
-    total = 15_000
+    total = 8_000
     source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
     write_jsonl(source, [record(i) for i in range(total)])
     table = make_table(gsi=False)
-    process = subprocess.Popen(
-        loader_command(
-            str(source),
-            "--table",
-            table,
-            "--endpoint-url",
-            ddb_local.url,
-            "--checkpoint",
-            str(checkpoint),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # 0.3 s a request and 16 workers: at least 6 s of loading on any machine, so several
+    # checkpoints however fast the machine is, and the same on a busy one.
+    proxy.config = FaultConfig(latency_s=0.3)
     reads = 0
     seen: list[tuple[float, int]] = []
-    try:
+    with running_loader(
+        "load", str(source), "--table", table, "--endpoint-url", proxy.url, "--workers", "16",
+        "--checkpoint", str(checkpoint), "--no-progress",
+    ) as process:  # fmt: skip
         while process.poll() is None:
             try:
                 text = checkpoint.read_bytes()
@@ -303,11 +298,8 @@ def test_the_checkpoint_is_valid_json_at_every_moment_of_a_load(
                 assert not seen or done > seen[-1][1], "the checkpoint went back"
                 seen.append((time.monotonic(), done))
             time.sleep(0.001)
-    finally:
-        if process.poll() is None:
-            process.kill()
         _, err = process.communicate()
-    assert process.returncode == 0, err.decode()[-2000:]
+    assert process.returncode == 0, err[-2000:]
     assert read_checkpoint(checkpoint)["records_done"] == total  # type: ignore[index]
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     print(

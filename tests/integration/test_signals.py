@@ -8,10 +8,10 @@ from DynamoDB Local.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,7 +22,14 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from loader.local import DynamoDBLocal
-from tests.conftest import TableFactory, run_cli, scan_table
+from tests.conftest import (
+    TableFactory,
+    records_done,
+    run_cli,
+    running_loader,
+    scan_table,
+    wait_until,
+)
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -49,28 +56,8 @@ def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
     return {(item["PK"], item["SK"]): item for item in items}
 
 
-def records_done(checkpoint: Path) -> int:
-    try:
-        return int(json.loads(checkpoint.read_text())["records_done"])
-    except FileNotFoundError:
-        return 0
-
-
-def start_load(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "loader", "load", *args, "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_until(condition: Any, process: subprocess.Popen[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert process.poll() is None, f"the load ended early: {process.communicate()}"
-        assert time.monotonic() < deadline, "the load made no progress"
-        time.sleep(0.02)
+def start_load(*args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    return running_loader("load", *args, "--no-progress")
 
 
 @pytest.fixture
@@ -93,16 +80,15 @@ def test_a_signal_stops_cleanly_with_a_checkpoint_and_resume_completes_the_table
     table = make_table(gsi=False)
     # 0.3 s a request: 16 workers write ~1,300 items/s, so the load lasts ~8 s.
     proxy.config = FaultConfig(latency_s=0.3)
-    process = start_load(
+    with start_load(
         str(source), "--table", table, "--endpoint-url", proxy.url, "--workers", "16",
         "--checkpoint", str(checkpoint), "--report", str(tmp_path / "stopped.json"),
-    )  # fmt: skip
-    wait_until(lambda: records_done(checkpoint) > 0, process, timeout_s=20)
-
-    signalled = time.monotonic()
-    process.send_signal(signum)
-    out, err = process.communicate(timeout=30)
-    stopped_after = time.monotonic() - signalled
+    ) as process:  # fmt: skip
+        wait_until(lambda: records_done(checkpoint) > 0, process)
+        signalled = time.monotonic()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+        stopped_after = time.monotonic() - signalled
 
     assert process.returncode == 3, err[-2000:]
     assert stopped_after < 5, f"in-flight batches take 0.3 s; stopping took {stopped_after:.1f} s"
@@ -144,21 +130,26 @@ def test_a_second_signal_stops_at_once(
     # Every write takes 8 s: after the first signal the loader would wait for them.
     proxy.config = FaultConfig(latency_s=8.0)
     proxy.reset_stats()
-    process = start_load(
+    with start_load(
         str(source), "--table", table, "--endpoint-url", proxy.url,
         "--checkpoint", str(checkpoint),
-    )  # fmt: skip
-    # DescribeTable, then at least one BatchWriteItem held by the proxy.
-    wait_until(lambda: proxy.stats().requests >= 2, process, timeout_s=20)
-    time.sleep(0.2)
-
-    process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    assert process.poll() is None, "the first signal waits for the writes in flight"
-    second = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
-    stopped_after = time.monotonic() - second
+    ) as process:  # fmt: skip
+        # DescribeTable, then at least one BatchWriteItem held by the proxy.
+        wait_until(lambda: proxy.stats().requests >= 2, process)
+        process.send_signal(signal.SIGTERM)
+        # The loader says it heard the first signal, and is still waiting for its writes.
+        assert process.stderr is not None
+        heard = ""
+        while signal.SIGTERM.name not in heard:
+            line = process.stderr.readline()
+            assert line, f"the load ended without a word of the signal: {heard}"
+            heard += line
+        assert process.poll() is None, "the first signal waits for the writes in flight"
+        second = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=60)
+        err = heard + rest
+        stopped_after = time.monotonic() - second
 
     assert process.returncode == 3, f"exit {process.returncode} after {stopped_after:.1f} s: {err}"
     assert stopped_after < 3, f"the second signal took {stopped_after:.1f} s"
