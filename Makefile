@@ -80,6 +80,7 @@ test: setup
 lint: $(STAMP)
 	$(VENV)/bin/ruff check loader tests benchmarks tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 demo: setup
 	$(PY) -m benchmarks.demo

@@ -3,11 +3,10 @@
 report = await loader.load(loader.LoadConfig(sources=("catalog.jsonl",), table="products"))
 """
 
+from loader.api import VerifyReport, load, verify
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, LoaderError, RetriesExhausted, SourceError
 from loader.metrics import LoadReport
-from loader.pipeline import load
-from loader.verify import VerifyReport, verify
 
 __all__ = [
     "Aborted",

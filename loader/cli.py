@@ -9,20 +9,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, TextIO, TypeVar
+from collections.abc import Sequence
+from typing import Any, TextIO
 
+import orjson
+
+from loader.api import FORMATS, get, load, to_plain, verify
 from loader.config import DEFAULT_QUEUE_SIZE, DEFAULT_WORKERS, LoadConfig
-from loader.errors import ConfigError, LoaderError, SourceError
+from loader.errors import (
+    ConfigError,
+    LoaderError,
+    Outcome,
+    SourceError,
+)
 from loader.metrics import LoadReport, Snapshot
-
-T = TypeVar("T")
+from loader.runtime import run
 
 EXIT_OK, EXIT_REJECTS, EXIT_CONFIG, EXIT_ABORTED = 0, 1, 2, 3
 PRICE_PER_MILLION_WRU = 0.625
@@ -38,9 +44,7 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="file, file.gz, folder or -")
     parser.add_argument("--table", help="target table (request-items files name their own)")
-    parser.add_argument(
-        "--format", default="auto", choices=["auto", "jsonl", "csv", "ddb-json", "request-items"]
-    )
+    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8000 for DynamoDB Local")
     parser.add_argument("--region")
     parser.add_argument("--profile")
@@ -230,8 +234,8 @@ def summary(report: LoadReport) -> str:
         f"latency          p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  "
         f"max {lat['max']:.1f} ms",
     ]
-    if report.outcome != "ok":
-        lines.append(f"outcome          {report.outcome}")
+    if report.outcome is not Outcome.OK:
+        lines.append(f"outcome          {report.ending}")
     return "\n".join(lines)
 
 
@@ -252,25 +256,6 @@ def dry_run_summary(report: LoadReport, price_per_million: float) -> str:
             f"on-demand cost     ${cost:,.4f} at ${price_per_million}/million WRU",
         ]
     )
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on uvloop where it is installed, with the collector tuned for a loader.
-
-    A load allocates millions of short-lived, acyclic dicts (one per attribute). With
-    the default thresholds the cyclic collector ran every 700 allocations and its
-    older generations re-walked every batch in flight: 40% of the CPU in a profile of
-    200,000 items. Freezing the startup objects and collecting gen 0 every 100,000
-    allocations took that to nothing; memory stays flat (the data has no cycles).
-    """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover  (Windows)
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -297,9 +282,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
-    from loader.pipeline import load
-    from loader.verify import verify
-
     if args.command == "verify":
         result = await verify(config, compare=args.compare)
         for problem in result.problems:
@@ -330,27 +312,14 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
 
 
 async def _get(args: argparse.Namespace) -> int:
-    import orjson
-
-    from loader.client import TransientError, open_client
-    from loader.verify import get_items, to_plain
-
     try:
         with open(args.request, "rb") as handle:  # noqa: ASYNC230 (one small file, before any I/O)
             request = orjson.loads(handle.read())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"Cannot read {args.request}: {exc}.") from None
-    async with open_client(
-        endpoint_url=args.endpoint_url, region=args.region, profile=args.profile, connections=4
-    ) as client:
-        for table in request if isinstance(request, dict) else ():
-            try:
-                await client.describe_table(table)
-            except TransientError as exc:
-                raise ConfigError(f"Cannot reach DynamoDB: {exc}.") from None
-            except ConfigError:
-                raise ConfigError(f"Table {table!r} does not exist.") from None
-        result = await get_items(request, client)
+    result = await get(
+        request, endpoint_url=args.endpoint_url, region=args.region, profile=args.profile
+    )
     out = sys.stdout.buffer
     for _, item in result.items:
         shown = item if args.ddb_json else {k: to_plain(v) for k, v in item.items()}

@@ -29,8 +29,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from loader.codec import Request
-from loader.errors import ConfigError
-from loader.http import HttpError, HttpPool, request_head
+from loader.errors import (
+    ConfigError,
+    RequestRejected,
+    TableNotFound,
+    TransientError,
+    TransportError,
+)
+from loader.http import HttpPool, request_head
 
 CREDENTIALS_CHECK_S = 10.0  # refreshable credentials are re-read (in a thread) this often
 
@@ -57,22 +63,6 @@ CREDENTIAL_CODES = frozenset(
         "IncompleteSignatureException",
     }
 )
-
-
-class TransientError(Exception):
-    """A request that may succeed if sent again: throttled, 5xx, or a broken connection."""
-
-    def __init__(self, message: str, *, throttled: bool) -> None:
-        super().__init__(message)
-        self.throttled = throttled
-
-
-class RequestRejected(Exception):
-    """DynamoDB refused the request's contents (ValidationException and kin)."""
-
-    def __init__(self, message: str, *, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class DynamoClient(Protocol):
@@ -217,7 +207,7 @@ class WireClient:
         head = request_head(self._path, self._host, headers, len(body))
         try:
             status, answer, data = await self._http.post(head, body, self._timeout)
-        except (HttpError, OSError, TimeoutError) as exc:
+        except (TransportError, OSError, TimeoutError) as exc:
             reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
             raise TransientError(
                 f"connection to {self._endpoint} failed ({reason})", throttled=False
@@ -230,7 +220,7 @@ class WireClient:
         if status == 200:
             result: dict[str, Any] = orjson.loads(data) if data else {}
             return result
-        raise _error(status, data, self._endpoint)
+        raise _error(status, data, self._endpoint, str(payload.get("TableName", "")))
 
     async def frozen_credentials(self) -> Any:
         """The credentials to sign with now (access_key, secret_key, token, …)."""
@@ -321,7 +311,7 @@ def _encoded(value: Any) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to DynamoDB")
 
 
-def _error(status: int, data: bytes, endpoint: str) -> Exception:
+def _error(status: int, data: bytes, endpoint: str, table: str = "") -> Exception:
     try:
         parsed = orjson.loads(data) if data else {}
     except orjson.JSONDecodeError:
@@ -330,14 +320,16 @@ def _error(status: int, data: bytes, endpoint: str) -> Exception:
     message = parsed.get("message") or parsed.get("Message") or data[:200].decode(errors="replace")
     text = f"{code or status}: {message}"
     if code in THROTTLE_CODES:
-        return TransientError(text, throttled=True)
+        return TransientError(text, throttled=True, code=code, status=status)
     if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
-        return TransientError(text, throttled=False)
+        return TransientError(text, throttled=False, code=code, status=status)
     if code == "ResourceNotFoundException":
-        return ConfigError(f"Table not found at {endpoint}: {message}")
+        return TableNotFound(
+            f"Table not found at {endpoint}: {message}", table=table, endpoint=endpoint
+        )
     if code in CREDENTIAL_CODES:
         return ConfigError(f"DynamoDB refused the credentials: {message}")
-    return RequestRejected(text, code=code)
+    return RequestRejected(text, code=code, status=status)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

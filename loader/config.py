@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from loader.errors import ConfigError
 
-FORMATS = ("auto", "jsonl", "csv", "ddb-json", "request-items")
 MODES = ("put", "delete")
 CSV_TYPES = ("S", "N", "BOOL", "JSON")
 KEY_TYPES = ("S", "N", "B")
@@ -27,6 +26,9 @@ class LoadConfig:
     at most 25 items, so the loader's working set is bounded by
     ``(queue_size + workers) × 25 × item size`` — with the defaults and 1 KB
     items about 1.6 MB, whatever the size of the input.
+
+    The format's name and whether it needs a table are checked against the sources'
+    registry when the job starts, before anything is read.
 
     Raises:
         ConfigError: a knob is out of range or contradicts another.
@@ -67,12 +69,8 @@ class LoadConfig:
             raise ConfigError("No SOURCE given: name at least one file, or - for stdin.")
         if self.sources.count("-") > 1:
             raise ConfigError("Standard input (-) can be named only once.")
-        if self.format not in FORMATS:
-            raise ConfigError(f"Unknown --format {self.format!r}: use one of {', '.join(FORMATS)}.")
         if self.mode not in MODES:
             raise ConfigError(f"Unknown mode {self.mode!r}: use put or delete.")
-        if self.table is None and self.format not in ("request-items", "auto"):
-            raise ConfigError("--table is required (only request-items files name their tables).")
         _positive("--workers", self.workers)
         _positive("--queue-size", self.queue_size)
         _positive("--processes", self.processes)

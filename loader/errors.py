@@ -1,17 +1,24 @@
-"""The loader's exceptions, one tree rooted at `LoaderError`.
+"""The loader's exceptions and a job's outcome: one tree rooted at `LoaderError`.
 
     LoaderError
-    ├── ConfigError        bad flags, missing table, unreachable endpoint, no credentials (exit 2)
-    ├── SourceError        an input that cannot be read at all (path, line)
-    ├── RetriesExhausted   operations DynamoDB kept refusing (operations, attempts)
-    └── Aborted            the job stopped early: signal or --max-rejects (exit 3)
+    ├── ConfigError          the job cannot start: flags, credentials, endpoint (exit 2)
+    │   └── TableNotFound    the table does not exist (table, endpoint)
+    ├── SourceError          an input that cannot be read at all (path, line; exit 2)
+    ├── ServiceError         DynamoDB, or the way to it, answered with an error (code, status)
+    │   ├── TransientError   may succeed if sent again: throttled, 5xx, a broken connection
+    │   └── RequestRejected  refused for what the request holds (ValidationException, …)
+    ├── TransportError       an answer cut off or malformed on the wire (loader.http)
+    ├── RetriesExhausted     operations DynamoDB kept refusing (operations, attempts)
+    └── Aborted              the job stopped early: signal or --max-rejects (exit 3)
 
-Foreign errors (botocore, aiohttp, OSError) are translated in `loader.client`
-and `loader.sources`, never deeper, so every message a user sees is ours.
+Foreign errors (botocore, sockets, OSError) are translated in `loader.client` and
+`loader.sources`, never deeper, so every message a user sees is ours. Code decides on
+an error's class and fields (`code`, `throttled`), never on its text.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +31,15 @@ class ConfigError(LoaderError):
     """The job cannot start: the message is one sentence for the user."""
 
 
+class TableNotFound(ConfigError):
+    """DynamoDB has no table of that name at that endpoint."""
+
+    def __init__(self, message: str, *, table: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.table = table
+        self.endpoint = endpoint
+
+
 class SourceError(LoaderError):
     """An input file cannot be opened or read."""
 
@@ -31,6 +47,32 @@ class SourceError(LoaderError):
         super().__init__(message)
         self.path = path
         self.line = line
+
+
+class ServiceError(LoaderError):
+    """DynamoDB answered a request with an error (`code`, e.g. "ValidationException", and
+    the HTTP `status`; 0 when no answer came at all)."""
+
+    def __init__(self, message: str, *, code: str = "", status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class TransientError(ServiceError):
+    """A request that may succeed if sent again: throttled, 5xx, or a broken connection."""
+
+    def __init__(self, message: str, *, throttled: bool, code: str = "", status: int = 0) -> None:
+        super().__init__(message, code=code, status=status)
+        self.throttled = throttled
+
+
+class RequestRejected(ServiceError):
+    """DynamoDB refused the request's contents (ValidationException and kin)."""
+
+
+class TransportError(LoaderError):
+    """An HTTP answer that is malformed or cut off; the client retries it as transient."""
 
 
 class RetriesExhausted(LoaderError):
@@ -44,3 +86,17 @@ class RetriesExhausted(LoaderError):
 
 class Aborted(LoaderError):
     """The job stopped before the end of its input (signal or --max-rejects)."""
+
+
+class Outcome(enum.Enum):
+    """How a job ended. The exit status follows from it and from the rejects."""
+
+    OK = "ok"
+    DRY_RUN = "dry run"
+    ABORTED = "aborted"
+    RETRIES_EXHAUSTED = "retries exhausted"
+
+    @property
+    def stopped_early(self) -> bool:
+        """Records may still be pending: `--resume` goes on (exit 3)."""
+        return self in (Outcome.ABORTED, Outcome.RETRIES_EXHAUSTED)

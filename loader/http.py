@@ -1,11 +1,11 @@
 """A lean HTTP/1.1 keep-alive client for DynamoDB's one kind of request: POST with a
 JSON body to one endpoint, over a small pool of connections.
 
-aiohttp was ~12% of the loader's CPU (~5 µs an item, 125 µs a request) in a py-spy
-profile against a zero-work endpoint, and 0.3 s of imports per process; this is an
-asyncio Protocol that writes one pre-built header block and parses the status line,
-a few headers and a Content-Length or chunked body. Every failure is an OSError,
-TimeoutError or `HttpError`; the caller (loader.client) turns them into its own.
+aiohttp costs far more CPU per request, and more start-up per process, than this one
+kind of request needs (the profile is in the commit that replaced it). This is an
+asyncio Protocol that writes one pre-built header block and parses the status line, a
+few headers and a Content-Length or chunked body. Every failure is an OSError,
+TimeoutError or `TransportError`; the caller (loader.client) turns them into its own.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+from loader.errors import TransportError
+
 IDLE_S = 30.0  # an idle connection older than this is closed, not reused (as aiohttp)
 MAX_HEAD = 64 * 1024
-
-
-class HttpError(Exception):
-    """A malformed or cut-off answer."""
 
 
 class _Connection(asyncio.Protocol):
@@ -71,7 +69,7 @@ class _Connection(asyncio.Protocol):
     async def more(self) -> None:
         """Wait for more bytes (or the end of the connection)."""
         if self.closed:
-            raise HttpError("the server closed the connection")
+            raise TransportError("the server closed the connection")
         self.waiter = asyncio.get_running_loop().create_future()
         try:
             await self.waiter
@@ -83,19 +81,19 @@ class _Connection(asyncio.Protocol):
         buffer = self.buffer
         while (end := buffer.find(b"\r\n\r\n")) < 0:
             if len(buffer) > MAX_HEAD:
-                raise HttpError("response headers too long")
+                raise TransportError("response headers too long")
             if self.closed:
-                raise HttpError("the server closed the connection before answering")
+                raise TransportError("the server closed the connection before answering")
             await self.more()
         lines = bytes(buffer[:end]).split(b"\r\n")
         del buffer[: end + 4]
         status_line = lines[0].split(b" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
-            raise HttpError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
+            raise TransportError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
         try:
             status = int(status_line[1])
         except ValueError:
-            raise HttpError(f"bad status line: {lines[0][:80]!r}") from None
+            raise TransportError(f"bad status line: {lines[0][:80]!r}") from None
         headers: dict[bytes, bytes] = {}
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
@@ -115,10 +113,10 @@ class _Connection(asyncio.Protocol):
             try:
                 size = int(length)
             except ValueError:
-                raise HttpError(f"bad Content-Length {length[:40]!r}") from None
+                raise TransportError(f"bad Content-Length {length[:40]!r}") from None
             while len(buffer) < size:
                 if self.closed:
-                    raise HttpError("the server closed the connection mid-answer")
+                    raise TransportError("the server closed the connection mid-answer")
                 await self.more()
             body = bytes(buffer[:size])
             del buffer[:size]
@@ -136,19 +134,19 @@ class _Connection(asyncio.Protocol):
         while True:
             while (end := buffer.find(b"\r\n")) < 0:
                 if self.closed:
-                    raise HttpError("the server closed the connection mid-answer")
+                    raise TransportError("the server closed the connection mid-answer")
                 await self.more()
             try:
                 size = int(bytes(buffer[:end]).split(b";", 1)[0], 16)
             except ValueError:
-                raise HttpError("bad chunk size") from None
+                raise TransportError("bad chunk size") from None
             del buffer[: end + 2]
             if size == 0:
                 # Trailers (if any) end with an empty line.
                 while True:
                     while (end := buffer.find(b"\r\n")) < 0:
                         if self.closed:
-                            raise HttpError("the server closed the connection mid-answer")
+                            raise TransportError("the server closed the connection mid-answer")
                         await self.more()
                     line = bytes(buffer[:end])
                     del buffer[: end + 2]
@@ -156,7 +154,7 @@ class _Connection(asyncio.Protocol):
                         return b"".join(parts)
             while len(buffer) < size + 2:
                 if self.closed:
-                    raise HttpError("the server closed the connection mid-answer")
+                    raise TransportError("the server closed the connection mid-answer")
                 await self.more()
             parts.append(bytes(buffer[:size]))
             del buffer[: size + 2]
@@ -244,7 +242,7 @@ class HttpPool:
         return the status, headers (lower-case names) and body of the answer.
 
         Raises:
-            OSError, HttpError: no connection, or it broke or answered nonsense.
+            OSError, TransportError: no connection, or it broke or answered nonsense.
             TimeoutError: no connection, or no whole answer, within `timeout_s`.
         """
         conn = await self._connection(timeout_s)
@@ -259,7 +257,7 @@ class HttpPool:
             transport.writelines((head, body))
             status, headers, data, reusable = await conn.response()
             done = reusable
-        except HttpError:
+        except TransportError:
             if conn.expired:  # it expired while part of the answer was in
                 raise TimeoutError() from None
             raise

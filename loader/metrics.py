@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loader.errors import Outcome
+
 
 class Histogram:
     """Log-bucketed latency histogram: ~2% relative error, fixed memory."""
@@ -45,8 +47,8 @@ class Histogram:
 class LoadReport:
     """What a job did: DESIGN.md's report, field for field.
 
-    `outcome` ("ok", "rejects" or "aborted: <why>") and the exit status it maps
-    to are not part of the JSON report.
+    `outcome`, `reason` (why it stopped early) and the exit status they map to are not
+    part of the JSON report.
     """
 
     records_read: int
@@ -63,18 +65,24 @@ class LoadReport:
     elapsed_s: float
     items_per_second: float
     latency_ms: dict[str, float]
-    outcome: str = field(default="ok", compare=False)
+    outcome: Outcome = field(default=Outcome.OK, compare=False)
+    reason: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The report as DESIGN.md specifies it (no extra fields)."""
         data = asdict(self)
-        del data["outcome"]
+        del data["outcome"], data["reason"]
         return data
+
+    @property
+    def ending(self) -> str:
+        """The outcome as a person reads it: "aborted: interrupted"."""
+        return f"{self.outcome.value}: {self.reason}" if self.reason else self.outcome.value
 
     @property
     def exit_status(self) -> int:
         """0 all written, 1 finished with rejects, 3 aborted or retries exhausted."""
-        if self.outcome.startswith(("aborted", "retries exhausted")):
+        if self.outcome.stopped_early:
             return 3
         return 1 if self.rejected else 0
 
@@ -163,11 +171,11 @@ class Metrics:
             bytes_read=self.bytes_read,
         )
 
-    def report(self, now: float, outcome: str = "ok") -> LoadReport:
-        if outcome == "ok" and self.gave_up:
-            outcome = (
-                f"retries exhausted: DynamoDB kept refusing {self.gave_up:,} records "
-                "(they are in the rejects file)"
+    def report(self, now: float, outcome: Outcome = Outcome.OK, reason: str = "") -> LoadReport:
+        if outcome is Outcome.OK and self.gave_up:
+            outcome = Outcome.RETRIES_EXHAUSTED
+            reason = (
+                f"DynamoDB kept refusing {self.gave_up:,} records (they are in the rejects file)"
             )
         elapsed = max(now - self.started, 1e-9)
         written = self.items_written + self.deletes_written
@@ -191,4 +199,5 @@ class Metrics:
                 "max": round(self.latency.max, 2),
             },
             outcome=outcome,
+            reason=reason,
         )

@@ -46,10 +46,12 @@ from loader.backoff import Clock
 from loader.client import DynamoClient, Resolved, WireClient, open_client, resolved_of
 from loader.codec import KeySchema, Num
 from loader.config import LoadConfig
-from loader.errors import Aborted, ConfigError, LoaderError, SourceError
+from loader.errors import Aborted, ConfigError, LoaderError, Outcome, SourceError
 from loader.metrics import Histogram, LoadReport, Snapshot
+from loader.model import Record, Reject
 from loader.pipeline import Job, ProgressCallback, connect
-from loader.sources import Record, Reject
+from loader.runtime import run
+from loader.sources import format_of
 from loader.sources._lines import line_chunks
 from loader.sources.jsonl import jsonl_record, raw_lines
 
@@ -177,8 +179,6 @@ def writer_process(
 ) -> None:
     """Entry point of a writer process (spawned): run one Job fed from `inbox`, or from
     its own share of the input files."""
-    from loader.cli import run
-
     # Ctrl-C reaches the whole process group; only the main process decides to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -294,7 +294,7 @@ async def _writer(
 
     synced = 0
 
-    def send(job: Job | None, final: bool, outcome: str = "", **error: Any) -> None:
+    def send(job: Job | None, final: bool, ended: LoadReport | None = None, **error: Any) -> None:
         nonlocal synced
         if job is not None and job.metrics.rejected > synced:
             # The main process's checkpoint may pass `low` as soon as it reads it: the
@@ -312,7 +312,8 @@ async def _writer(
             state.update({name: getattr(job.metrics, name) for name in COUNTERS})
             latency = job.metrics.latency
             state["latency"] = (dict(latency._buckets), latency.count, latency.max)
-        state["outcome"] = outcome
+        if ended is not None:
+            state["outcome"], state["reason"] = ended.outcome.value, ended.reason
         outbox.send_bytes(pickle.dumps({**state, **error}))
 
     async with _connect(config, start) as (client, sources, schemas):
@@ -341,7 +342,7 @@ async def _writer(
             return
         finally:
             reporter.cancel()
-        send(job, final=True, outcome=result.outcome)
+        send(job, final=True, ended=result)
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -416,7 +417,7 @@ async def load_parallel(
         if config.table and not config.templates
         else None
     )
-    raw_input = peek is not None and all(fmt == "jsonl" for _, fmt in sources)
+    raw_input = peek is not None and all(format_of(f).json_lines for _, f in sources)
     # Files the writers can each read themselves (not stdin): measured fastest, see own_lines.
     shared = raw_input and all(path != "-" for path, _ in sources)
     shares: list[Share | None] = [None] * n
@@ -427,7 +428,7 @@ async def load_parallel(
             done_before = await _check_first(job) if job.skip == 0 else job.skip
         except Aborted as exc:  # --max-rejects, before any writer started
             job.close()  # the checkpoint passes the lines rejected so far, as in one process
-            return job.metrics.report(clock.now(), f"aborted: {exc}")
+            return job.metrics.report(clock.now(), Outcome.ABORTED, str(exc))
         except ConfigError:
             job.close()
             raise
@@ -664,13 +665,12 @@ async def load_parallel(
             )
         elif writer.state.get("error"):
             outcome = outcome or writer.state["error"]
-        elif str(writer.state.get("outcome", "")).startswith("aborted"):
-            outcome = outcome or str(writer.state["outcome"]).removeprefix("aborted: ")
+        elif writer.state.get("outcome") == Outcome.ABORTED.value:
+            outcome = outcome or writer.state["reason"]
     save()
     job.rejects.close()
     if source_error is not None:  # as in one process: the checkpoint saved, no report
         raise source_error
-    outcome = f"aborted: {outcome}" if outcome else "ok"
     return _report(job, writers, clock.now(), outcome, shared=shared)
 
 
@@ -698,8 +698,10 @@ async def _check_first(job: Job) -> int:
 
 
 def _report(
-    job: Job, writers: list[_Writer], now: float, outcome: str, *, shared: bool
+    job: Job, writers: list[_Writer], now: float, aborted: str, *, shared: bool
 ) -> LoadReport:
+    """The writers' counters merged into the main process's (`aborted`: why the job
+    stopped early, or "")."""
     metrics = job.metrics
     histogram = Histogram()
     for writer in writers:
@@ -712,4 +714,6 @@ def _report(
         histogram.count += count
         histogram.max = max(histogram.max, peak)
     metrics.latency = histogram
-    return metrics.report(now, outcome)
+    if aborted:
+        return metrics.report(now, Outcome.ABORTED, aborted)
+    return metrics.report(now)

@@ -17,17 +17,25 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Protocol
 
-from loader.backoff import Backoff, Clock, RateLimiter, SystemClock
+from loader.backoff import Backoff, Clock, RateLimiter
 from loader.batcher import MAX_BATCH_OPS, Batcher, Dispatch
 from loader.checkpoint import Checkpoint, Watermark, fingerprint
-from loader.client import DynamoClient, TransientError, open_client
+from loader.client import DynamoClient, open_client
 from loader.codec import CodecError, Index, KeySchema, Write, encode
 from loader.config import LoadConfig
-from loader.errors import Aborted, ConfigError, LoaderError, SourceError
+from loader.errors import (
+    Aborted,
+    ConfigError,
+    Outcome,
+    RequestRejected,
+    SourceError,
+    TableNotFound,
+    TransientError,
+)
 from loader.metrics import LoadReport, Metrics, Snapshot
+from loader.model import Record, Reject
 from loader.rejects import RejectsFile
-from loader.sources import Record, Reject, detect_format, open_source
-from loader.sources.typed import expand, request_item_tables
+from loader.sources import detect_format, format_of, open_source
 from loader.writer import DryRun, Writer
 
 log = logging.getLogger("ddb_loader")
@@ -38,43 +46,6 @@ Feed = AsyncIterator[list[tuple[int, Record | Reject]]]
 
 ProgressCallback = Callable[[Snapshot, int], None]
 """Called about once a second with a snapshot and the input's total size in bytes (0: unknown)."""
-
-
-async def load(
-    config: LoadConfig,
-    *,
-    client: DynamoClient | None = None,
-    clock: Clock | None = None,
-    rng: random.Random | None = None,
-    on_progress: ProgressCallback | None = None,
-    stop: asyncio.Event | None = None,
-) -> LoadReport:
-    """Run one load job and return its report (also when it was aborted).
-
-    Setting `stop` ends the job early and cleanly: reading stops, batches in
-    flight finish (within `config.stop_grace_s`), the checkpoint is written.
-
-    Raises:
-        ConfigError: bad configuration, found before anything is written.
-        SourceError: an input could not be opened or read.
-    """
-    async with connect(config, client) as (dynamo, sources, schemas):
-        if config.processes > 1 and not config.dry_run:
-            from loader.parallel import load_parallel
-
-            return await load_parallel(
-                config, dynamo, schemas, sources, clock or SystemClock(), on_progress, stop
-            )
-        job = Job(
-            config,
-            dynamo,
-            schemas,
-            sources,
-            clock or SystemClock(),
-            rng or random.Random(),
-            on_progress,
-        )
-        return await job.run(stop)
 
 
 @asynccontextmanager
@@ -98,20 +69,24 @@ async def connect(
 
 
 def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
+    """Every input file with its format's name: folders expanded, formats detected.
+
+    Raises:
+        ConfigError: a file is missing, a format unknown, or --table needed and absent.
+    """
     resolved = []
     for path in config.sources:
-        fmt = config.format if config.format != "auto" else detect_format(path)
+        fmt = format_of(config.format if config.format != "auto" else detect_format(path))
         if path != "-" and not os.path.exists(path):
             raise ConfigError(f"Cannot read {path}: no such file or folder.")
-        for file in expand(path) if fmt == "ddb-json" else [path]:
-            resolved.append((file, fmt))
+        if path == "-" and not fmt.stdin:
+            raise ConfigError(f"A {fmt.name} file cannot come from standard input: name it.")
+        for file in fmt.expand(path) if fmt.expand else [path]:
+            resolved.append((file, fmt.name))
     if not resolved:
         raise ConfigError("The sources hold no data files.")
-    if config.table is None and any(fmt != "request-items" for _, fmt in resolved):
+    if config.table is None and not all(format_of(f).names_tables for _, f in resolved):
         raise ConfigError("--table is required (only request-items files name their tables).")
-    for path, fmt in resolved:
-        if fmt == "request-items" and path == "-":
-            raise ConfigError("A request-items file cannot come from standard input: name it.")
     return resolved
 
 
@@ -124,9 +99,10 @@ async def preflight(
         ConfigError: a table is missing, or DynamoDB cannot be reached or refuses us.
     """
     tables = [config.table] if config.table else []
-    for path, fmt in sources:
-        if fmt == "request-items":
-            tables += [t for t in request_item_tables(path) if t not in tables]
+    for path, name in sources:
+        listed = format_of(name).tables
+        if listed is not None:
+            tables += [t for t in listed(path) if t not in tables]
     schemas = {}
     for table in tables:
         try:
@@ -136,13 +112,11 @@ async def preflight(
         except TransientError as exc:
             where = config.endpoint_url or "the AWS endpoint"
             raise ConfigError(f"Cannot reach DynamoDB at {where}: {exc}.") from None
-        except ConfigError as exc:
-            if "not found" in str(exc):
-                raise ConfigError(
-                    f"Table {table!r} does not exist at {config.endpoint_url or 'AWS'}"
-                    " (create it first, or pass --create-table --key NAME:TYPE)."
-                ) from None
-            raise
+        except TableNotFound:
+            raise ConfigError(
+                f"Table {table!r} does not exist at {config.endpoint_url or 'AWS'}"
+                " (create it first, or pass --create-table --key NAME:TYPE)."
+            ) from None
         schemas[table] = schema_of(table, description)
     return schemas
 
@@ -180,8 +154,6 @@ def schema_of(table: str, description: dict[str, Any]) -> KeySchema:
 
 
 async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[str, str]]) -> None:
-    from loader.client import RequestRejected
-
     keys = list(keys)
     schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
     if len(keys) > 1:
@@ -194,7 +166,7 @@ async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[s
             BillingMode="PAY_PER_REQUEST",
         )
     except RequestRejected as exc:
-        if "ResourceInUseException" not in str(exc):  # it exists already: fine
+        if exc.code != "ResourceInUseException":  # it exists already: fine
             raise ConfigError(f"Cannot create table {table!r}: {exc}.") from None
 
 
@@ -352,10 +324,10 @@ class Job:
             self.close()
             raise asyncio.CancelledError
         self.close()
-        outcome = f"aborted: {self._stopping}" if self._stopping else "ok"
-        if self.config.dry_run and not self._stopping:
-            outcome = "dry run"
-        return self.metrics.report(self.clock.now(), outcome)
+        now = self.clock.now()
+        if self._stopping:
+            return self.metrics.report(now, Outcome.ABORTED, self._stopping)
+        return self.metrics.report(now, Outcome.DRY_RUN if self.config.dry_run else Outcome.OK)
 
     def close(self) -> None:
         """Save the checkpoint (rejects first) and close the rejects file."""
@@ -560,4 +532,4 @@ def _size(path: str) -> int:
         return 0
 
 
-__all__ = ["Job", "LoaderError", "ProgressCallback", "connect", "load", "preflight", "schema_of"]
+__all__ = ["Job", "ProgressCallback", "connect", "preflight", "schema_of"]

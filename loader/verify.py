@@ -14,10 +14,9 @@ from typing import Any
 
 from loader.backoff import Backoff, Clock, SystemClock
 from loader.batcher import Dispatch, batches
-from loader.client import TransientError
 from loader.codec import AttributeValue, Item, KeySchema, Write
 from loader.config import LoadConfig
-from loader.errors import RetriesExhausted
+from loader.errors import RetriesExhausted, TransientError
 from loader.pipeline import Job, connect
 
 MAX_GET_KEYS = 100

@@ -8,8 +8,9 @@ from typing import Any, Protocol
 
 from loader.backoff import Backoff, Clock, RateLimiter
 from loader.batcher import Dispatch, batches
-from loader.client import DynamoClient, RequestRejected, TransientError
+from loader.client import DynamoClient
 from loader.codec import KeySchema, Write
+from loader.errors import RequestRejected, TransientError
 from loader.metrics import Metrics
 
 

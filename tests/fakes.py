@@ -7,7 +7,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Any
 
-from loader.client import RequestRejected, TransientError
+from loader.errors import RequestRejected, TransientError
 
 
 class FakeClock:

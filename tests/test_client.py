@@ -12,9 +12,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from loader.client import RequestRejected, Signer, TransientError, WireClient, _error
+from loader.client import Signer, WireClient, _error
 from loader.codec import Request
-from loader.errors import ConfigError
+from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
 
 
 @pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
@@ -79,6 +79,12 @@ def test_missing_tables_and_refused_credentials_are_configuration_errors() -> No
     assert isinstance(missing, ConfigError)
     assert isinstance(refused, ConfigError)
     assert "refused the credentials" in str(refused)
+
+
+def test_a_missing_table_is_told_by_its_class_with_the_table_and_endpoint() -> None:
+    missing = _error(400, _body("ResourceNotFoundException", "no table"), "http://x/", "products")
+    assert isinstance(missing, TableNotFound)
+    assert (missing.table, missing.endpoint) == ("products", "http://x/")
 
 
 class _Http:

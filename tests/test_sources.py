@@ -33,7 +33,7 @@ async def read_all(source: AsyncIterator[Chunk]) -> list[Record | Reject]:
 
 
 async def jsonl(path: Path) -> list[Record | Reject]:
-    return await read_all(read_jsonl(str(path), "in"))
+    return await read_all(read_jsonl(str(path), "in", {}))
 
 
 async def csv_rows(path: Path, types: Mapping[str, str] | None = None) -> list[Record | Reject]:
@@ -637,7 +637,7 @@ def test_detect_format_a_tsv_file_is_not_taken_for_csv(tmp_path: Path, name: str
 
 
 async def request_items(path: Path) -> list[Record | Reject]:
-    return await read_all(read_request_items(str(path), "req"))
+    return await read_all(read_request_items(str(path), "req", {}))
 
 
 async def test_request_items_puts_and_deletes_become_typed_records_with_lines() -> None:
@@ -762,7 +762,7 @@ DDB_JSON = (
 async def test_ddb_json_reads_items_export_lines_and_requests(tmp_path: Path) -> None:
     path = tmp_path / "items.json"
     path.write_text(DDB_JSON)
-    results = await read_all(read_ddb_json(str(path), "in"))
+    results = await read_all(read_ddb_json(str(path), "in", {}))
     assert lines_of(results) == [1, 3, 4, 5, 6, 7]
     a, b, c, d, broken, wrong = results
     assert a == Record(
@@ -789,8 +789,8 @@ async def test_ddb_json_gz_reads_the_same_as_plain(tmp_path: Path, chunking: int
     plain.write_text(DDB_JSON)
     packed = tmp_path / "items.json.gz"
     packed.write_bytes(gzip.compress(DDB_JSON.encode()))
-    assert await read_all(read_ddb_json(str(packed), "in")) == await read_all(
-        read_ddb_json(str(plain), "in")
+    assert await read_all(read_ddb_json(str(packed), "in", {})) == await read_all(
+        read_ddb_json(str(plain), "in", {})
     )
 
 
@@ -833,7 +833,7 @@ def test_expand_leaves_a_file_and_stdin_alone(tmp_path: Path) -> None:
 async def test_ddb_json_reads_an_export_folder_file_by_file(tmp_path: Path) -> None:
     folder = make_export(tmp_path)
     data = folder / "01234-abcd" / "data"
-    results = records(await read_all(read_ddb_json(str(folder), "export")))
+    results = records(await read_all(read_ddb_json(str(folder), "export", {})))
     assert [(r.source, r.line, r.value["PK"]["S"]) for r in results] == [
         (str(data / "aa.json.gz"), 1, "a1"),
         (str(data / "aa.json.gz"), 2, "a2"),
@@ -856,8 +856,37 @@ async def test_a_line_nested_past_the_parser_limit_is_a_reject_and_the_rest_is_r
     deep = '{"PK": "p2", "m": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"
     path = tmp_path / "in.jsonl"
     path.write_text(f'{{"PK": "p1"}}\n{deep}\n{{"PK": "p3"}}\n', encoding="utf-8")
-    records = await read_all(read_jsonl(str(path), "in"))
+    records = await read_all(read_jsonl(str(path), "in", {}))
     assert [type(r) for r in records] == [Record, Reject, Record]
     assert isinstance(records[1], Reject)
     assert "nested too deep" in records[1].reason
     assert records[1].line == 2
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+async def test_a_new_format_is_one_registry_entry_and_auto_detection_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loader import sources
+    from loader.sources import FORMATS, Format, format_of
+
+    async def read_tsv(path: str, name: str, _types: Mapping[str, str]) -> AsyncIterator[Chunk]:
+        yield [Record(name, 1, {"id": "a"}, b"a")], 1
+
+    monkeypatch.setitem(FORMATS, "tsv", Format("tsv", read_tsv, suffixes=(".tsv",)))
+    path = tmp_path / "x.tsv.gz"
+    path.write_bytes(b"")
+    assert detect_format(str(path)) == "tsv"
+    assert format_of("tsv").read is read_tsv
+    (record,) = await read_all(sources.open_source(str(path), "tsv", csv_types={}))
+    assert isinstance(record, Record)
+    assert record.value == {"id": "a"}
+
+
+def test_an_unknown_format_is_one_sentence_naming_the_known_ones() -> None:
+    from loader.sources import format_of
+
+    with pytest.raises(ConfigError, match=r"^Unknown --format 'xml': use one of auto, jsonl, csv"):
+        format_of("xml")

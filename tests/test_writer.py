@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 from loader import LoadConfig, load
+from loader.errors import Outcome
 from tests.fakes import FakeClock, FakeDynamo
 
 
@@ -174,7 +175,7 @@ async def test_when_retries_run_out_the_records_are_rejected_not_dropped(tmp_pat
     assert report.rejected == 1
     assert report.items_written + report.rejected == report.records_read
     assert report.exit_status == 3  # the job finished, but DynamoDB kept refusing a record
-    assert report.outcome.startswith("retries exhausted")
+    assert report.outcome is Outcome.RETRIES_EXHAUSTED
 
 
 async def test_with_max_retries_0_a_refused_record_is_rejected_after_one_send(

@@ -1,88 +1,76 @@
-"""Input formats. Each source is an async iterator of lists of `Record | Reject`.
+"""Input formats. Each is one module with a `Format`, and one line in `FORMATS`.
 
-Lists, not single records: one `await` per megabyte of input keeps the event
-loop's per-record cost at zero.
+A source is an async iterator of lists of `Record | Reject`: lists, not single
+records, so that one `await` per megabyte of input keeps the event loop's
+per-record cost at zero.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from loader.errors import ConfigError
+from loader.model import Chunk, Record, Reject
+from loader.sources import csvfile, jsonl, typed
+from loader.sources._format import Format
 
-
-@dataclass(slots=True)
-class Record:
-    """One input record: a plain JSON object, or a DynamoDB-JSON item or key when `typed`."""
-
-    source: str
-    line: int
-    value: Any
-    text: str | bytes  # the record as read, for the rejects file
-    typed: bool = False
-    delete: bool = False
-    table: str | None = None
-
-
-@dataclass(slots=True)
-class Reject:
-    """A record that will not be written, and why (one line of the rejects file)."""
-
-    source: str
-    line: int
-    reason: str
-    record: str | bytes
-
-
-Chunk = tuple[list[Record | Reject], int]
-"""Records in file order, and how many bytes of the (compressed) file are read so far."""
-
-_SUFFIXES = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        jsonl.FORMAT,
+        csvfile.FORMAT,
+        typed.REQUEST_ITEMS,  # before ddb-json: both claim .json, this one sniffs
+        typed.DDB_JSON,
+    )
 }
 
 
 def detect_format(path: str) -> str:
-    """The format `--format auto` picks for `path`, from its name (and .json, its first line).
+    """The format `--format auto` picks for `path`: by its suffix (.gz aside), a folder by
+    the format that reads folders, and between formats of one suffix by their `sniff`.
 
     Raises:
         ConfigError: the name says nothing (stdin, unknown suffix).
     """
     if path != "-" and os.path.isdir(path):
-        return "ddb-json"  # a DynamoDB export folder
-    name = path.removesuffix(".gz")
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    if suffix == ".json":
-        from loader.sources.typed import sniff_json
-
-        return sniff_json(path)
+        claims = [f for f in FORMATS.values() if f.folders]
+    else:
+        suffix = os.path.splitext(path.removesuffix(".gz"))[1].lower()
+        claims = [f for f in FORMATS.values() if suffix and suffix in f.suffixes]
+    for fmt in claims:
+        if fmt.sniff is None or fmt.sniff(path):
+            return fmt.name
     where = "standard input" if path == "-" else path
     raise ConfigError(f"Cannot tell the format of {where}: pass --format.")
+
+
+def format_of(name: str) -> Format:
+    """The registered format called `name`.
+
+    Raises:
+        ConfigError: no such format.
+    """
+    try:
+        return FORMATS[name]
+    except KeyError:
+        names = ", ".join(["auto", *FORMATS])
+        raise ConfigError(f"Unknown --format {name!r}: use one of {names}.") from None
 
 
 def open_source(path: str, fmt: str, *, csv_types: Mapping[str, str]) -> AsyncIterator[Chunk]:
     """The records of one source, in file order."""
     name = "<stdin>" if path == "-" else path
-    if fmt == "jsonl":
-        from loader.sources.jsonl import read_jsonl
-
-        return read_jsonl(path, name)
-    if fmt == "csv":
-        from loader.sources.csvfile import read_csv
-
-        return read_csv(path, name, csv_types)
-    from loader.sources.typed import read_ddb_json, read_request_items
-
-    if fmt == "ddb-json":
-        return read_ddb_json(path, name)
-    return read_request_items(path, name)
+    return format_of(fmt).read(path, name, csv_types)
 
 
-__all__ = ["Chunk", "Record", "Reject", "detect_format", "open_source"]
+__all__ = [
+    "FORMATS",
+    "Chunk",
+    "Format",
+    "Record",
+    "Reject",
+    "detect_format",
+    "format_of",
+    "open_source",
+]

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from loader.codec import MAX_ITEM_BYTES, CodecError, Num, number_size, parse_json
-from loader.sources import Chunk, Record, Reject
+from loader.model import Chunk, Record, Reject
+from loader.sources._format import Format
 from loader.sources._lines import line_chunks
 
 csv.field_size_limit(MAX_ITEM_BYTES + 1)
@@ -146,3 +147,6 @@ def _record(
         except CodecError as exc:
             return Reject(name, line, f"column {column!r}: {exc}", text)
     return Record(name, line, value, text)
+
+
+FORMAT = Format("csv", read_csv, suffixes=(".csv",))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 from loader.codec import CodecError, parse_json
-from loader.sources import Chunk, Record, Reject
+from loader.model import Chunk, Record, Reject
+from loader.sources._format import Format
 from loader.sources._lines import line_chunks
 
 
@@ -33,6 +34,9 @@ async def raw_lines(path: str) -> AsyncGenerator[tuple[list[tuple[int, bytes]], 
             yield lines, chunk.offset
 
 
-async def read_jsonl(path: str, name: str) -> AsyncIterator[Chunk]:
+async def read_jsonl(path: str, name: str, _types: Mapping[str, str]) -> AsyncIterator[Chunk]:
     async for lines, offset in raw_lines(path):
         yield [jsonl_record(name, number, raw) for number, raw in lines], offset
+
+
+FORMAT = Format("jsonl", read_jsonl, suffixes=(".jsonl", ".ndjson"), json_lines=True)

@@ -7,12 +7,13 @@ import gzip
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from loader.codec import CodecError, Num, parse_json
 from loader.errors import SourceError
-from loader.sources import Chunk, Record, Reject
+from loader.model import Chunk, Record, Reject
+from loader.sources._format import Format
 from loader.sources._lines import byte_chunks, line_chunks
 
 MAX_REQUEST_FILE_BYTES = 512 << 20
@@ -20,24 +21,24 @@ MAX_REQUEST_FILE_BYTES = 512 << 20
 _REQUEST_START = re.compile(rb'\{\s*"(?:[^"\\]|\\.)*"\s*:\s*\[')
 
 
-def sniff_json(path: str) -> str:
-    """request-items for a CLI request file (one object of table → list), else ddb-json."""
+def is_request_file(path: str) -> bool:
+    """A CLI request file (one object of table → list), not DynamoDB JSON lines."""
     opener: Any = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             head = handle.read(64 * 1024)
     except OSError:
-        return "ddb-json"  # let the reader report the error in its own words
+        return False  # the reader reports the error in its own words
     first = head.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0].strip()
     if first == b"{" or _REQUEST_START.match(first):
-        return "request-items"
+        return True
     try:
         value = json.loads(first)
     except (ValueError, RecursionError):
-        return "ddb-json"
-    if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
-        return "request-items"
-    return "ddb-json"
+        return False
+    return (
+        isinstance(value, dict) and bool(value) and all(isinstance(v, list) for v in value.values())
+    )
 
 
 def request_item_tables(path: str) -> list[str]:
@@ -95,7 +96,7 @@ def typed_record(name: str, line: int, value: Any, text: str | bytes, table: str
     return Record(name, line, value, text, typed=True, table=table)
 
 
-async def read_ddb_json(path: str, name: str) -> AsyncIterator[Chunk]:
+async def read_ddb_json(path: str, name: str, _types: Mapping[str, str]) -> AsyncIterator[Chunk]:
     for file in expand(path):
         label = name if file == path else file
         async for chunk in line_chunks(file):
@@ -112,7 +113,9 @@ async def read_ddb_json(path: str, name: str) -> AsyncIterator[Chunk]:
                 yield out, chunk.offset
 
 
-async def read_request_items(path: str, name: str) -> AsyncIterator[Chunk]:
+async def read_request_items(
+    path: str, name: str, _types: Mapping[str, str]
+) -> AsyncIterator[Chunk]:
     """The whole request file is one JSON document, so it is read whole (up to 512 MB)."""
     data = bytearray()
     offset = 0
@@ -184,3 +187,16 @@ def _expect(text: str, pos: int, char: str) -> int:
     if text[pos] != char:
         raise CodecError(f"expected {char!r} at line {text.count(chr(10), 0, pos) + 1}")
     return _skip(text, pos + 1)
+
+
+# Both claim .json: a request file is told by its first line, DynamoDB JSON takes the rest.
+REQUEST_ITEMS = Format(
+    "request-items",
+    read_request_items,
+    suffixes=(".json",),
+    sniff=is_request_file,
+    names_tables=True,
+    tables=request_item_tables,
+    stdin=False,
+)
+DDB_JSON = Format("ddb-json", read_ddb_json, suffixes=(".json",), folders=True, expand=expand)

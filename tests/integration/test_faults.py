@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from loader import LoadConfig, load
+from loader.errors import Outcome
 from loader.local import DynamoDBLocal
 from tests.conftest import (
     TableFactory,
@@ -252,7 +253,7 @@ async def test_last_write_wins_in_input_order_under_faults(
         stop=asyncio.Event(),
     )
 
-    assert report.outcome == "ok"
+    assert report.outcome is Outcome.OK
     assert report.rejected == 0
     assert report.records_read == len(records)
     assert report.items_written == len(records)
@@ -452,7 +453,7 @@ async def test_max_wcu_holds_consumed_capacity_within_10_percent(
         stop=asyncio.Event(),
     )
 
-    assert report.outcome == "ok"
+    assert report.outcome is Outcome.OK
     seconds = steady(proxy.stats().admitted_per_second, skip_s=2)
     assert len(seconds) >= 7, seconds
     mean = sum(seconds) / len(seconds)
@@ -512,7 +513,7 @@ async def test_adaptive_rate_uses_90_percent_of_a_throttled_table(
         f"{report.elapsed_s:.1f} s"
     )
     print(measured)
-    assert report.outcome == "ok", measured
+    assert report.outcome is Outcome.OK, measured
     assert len(per_second) >= 5, measured
     assert mean >= 900, measured
     assert share <= 0.10, measured

@@ -1,0 +1,87 @@
+"""What the command line and Python callers use: load, verify and get.
+
+The one place that decides how a job runs: in this process, or in `--processes N`
+writer processes (`loader.parallel`). Both run the same stages; nothing below this
+module knows which one was chosen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from loader.backoff import Clock, SystemClock
+from loader.client import DynamoClient, open_client
+from loader.codec import Item
+from loader.config import LoadConfig
+from loader.errors import ConfigError, TableNotFound, TransientError
+from loader.metrics import LoadReport
+from loader.parallel import load_parallel
+from loader.pipeline import Job, ProgressCallback, connect
+from loader.sources import FORMATS
+from loader.verify import GetResult, VerifyReport, get_items, to_plain, verify
+
+
+async def load(
+    config: LoadConfig,
+    *,
+    client: DynamoClient | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> LoadReport:
+    """Run one load job and return its report (also when it was aborted).
+
+    Setting `stop` ends the job early and cleanly: reading stops, batches in
+    flight finish (within `config.stop_grace_s`), the checkpoint is written.
+
+    Raises:
+        ConfigError: bad configuration, found before anything is written.
+        SourceError: an input could not be opened or read.
+    """
+    async with connect(config, client) as (dynamo, sources, schemas):
+        if config.processes > 1 and not config.dry_run:
+            return await load_parallel(
+                config, dynamo, schemas, sources, clock or SystemClock(), on_progress, stop
+            )
+        job = Job(
+            config,
+            dynamo,
+            schemas,
+            sources,
+            clock or SystemClock(),
+            rng or random.Random(),
+            on_progress,
+        )
+        return await job.run(stop)
+
+
+async def get(
+    request: Any,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+) -> GetResult:
+    """Read the keys of an AWS CLI `batch-get-item --request-items` document.
+
+    Raises:
+        ConfigError: a table is missing, DynamoDB cannot be reached, or the request is
+            not shaped like the AWS CLI's.
+    """
+    async with open_client(
+        endpoint_url=endpoint_url, region=region, profile=profile, connections=4
+    ) as client:
+        for table in request if isinstance(request, dict) else ():
+            try:
+                await client.describe_table(table)
+            except TransientError as exc:
+                raise ConfigError(f"Cannot reach DynamoDB: {exc}.") from None
+            except TableNotFound:
+                raise ConfigError(f"Table {table!r} does not exist.") from None
+        return await get_items(request, client)
+
+
+__all__ = ["FORMATS", "GetResult", "Item", "VerifyReport", "get", "load", "to_plain", "verify"]
