@@ -1,14 +1,19 @@
-"""Counters, rolling rates, a latency histogram, and the report.
+"""The job's events, the counters they add up to, a latency histogram, and the report.
 
-Workers update `Metrics` once per response, never per item, and the progress
-display reads an immutable `Snapshot` on its own timer, so observing the job
-costs nothing in the hot path.
+The stages announce what happened through one `Events` stream (records read,
+a response, an error, records rejected), once per batch or per chunk of input,
+never per item. `Metrics` is the subscriber that counts; a progress display
+reads its immutable `Snapshot` on its own timer. Writer processes ship their
+`Counters` and `Histogram` to the main process, which merges them by addition:
+no percentile is ever averaged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +21,7 @@ from loader.errors import Outcome
 
 
 class Histogram:
-    """Log-bucketed latency histogram: ~2% relative error, fixed memory."""
+    """Log-bucketed latency histogram: ~2% relative error, fixed memory; mergeable."""
 
     _GROWTH = 1.02
 
@@ -31,6 +36,13 @@ class Histogram:
         self.count += 1
         self.max = max(self.max, value)
 
+    def merge(self, other: Histogram) -> None:
+        """Add `other`'s samples to these, as if they had been added here."""
+        for index, hits in other._buckets.items():
+            self._buckets[index] = self._buckets.get(index, 0) + hits
+        self.count += other.count
+        self.max = max(self.max, other.max)
+
     def quantile(self, q: float) -> float:
         if not self.count:
             return 0.0
@@ -44,8 +56,34 @@ class Histogram:
 
 
 @dataclass(frozen=True, slots=True)
+class Counters:
+    """What a job (or one of its writer processes) has counted so far."""
+
+    records_read: int = 0
+    items_written: int = 0
+    deletes_written: int = 0
+    rejected: int = 0
+    gave_up: int = 0  # rejected after --max-retries (also counted in `rejected`)
+    skipped_on_resume: int = 0
+    requests: int = 0
+    unprocessed_retries: int = 0
+    throttled_requests: int = 0
+    errors_retried: int = 0
+    consumed_wcu: float = 0.0
+    estimated_wcu: float = 0.0
+
+    def __add__(self, other: Counters) -> Counters:
+        pairs = zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
+        return Counters(*(a + b for a, b in pairs))
+
+    @property
+    def written(self) -> int:
+        return self.items_written + self.deletes_written
+
+
+@dataclass(frozen=True, slots=True)
 class LoadReport:
-    """What a job did: DESIGN.md's report, field for field.
+    """What a job did: the report of the README, field for field.
 
     `outcome`, `reason` (why it stopped early) and the exit status they map to are not
     part of the JSON report.
@@ -69,7 +107,7 @@ class LoadReport:
     reason: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The report as DESIGN.md specifies it (no extra fields)."""
+        """The report as the README specifies it (no extra fields)."""
         data = asdict(self)
         del data["outcome"], data["reason"]
         return data
@@ -102,8 +140,79 @@ class Snapshot:
     bytes_read: int
 
 
-class Metrics:
-    """The job's counters. Plain attributes: one event loop writes them."""
+class Subscriber:
+    """Receives the job's events; each method is a no-op unless overridden. Arguments
+    are keyword-only, so that a new field never breaks a subscriber."""
+
+    def on_read(self, *, records: int) -> None:
+        """`records` more input records were read (rejected or not)."""
+
+    def on_skipped(self, *, records: int) -> None:
+        """A resume has skipped `records` so far (a running total)."""
+
+    def on_bytes(self, *, read: int) -> None:
+        """The input has been read up to byte `read` (a running total)."""
+
+    def on_response(
+        self,
+        *,
+        now: float,
+        latency_s: float,
+        puts: int,
+        deletes: int,
+        wcu: float,
+        estimated: float,
+        unprocessed: int,
+    ) -> None:
+        """DynamoDB answered a request: what it wrote, and how many it left unprocessed."""
+
+    def on_error(self, *, throttled: bool) -> None:
+        """A request failed as a whole (throttled, or another error to retry)."""
+
+    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
+        """`records` went to the rejects file (`gave_up`: after --max-retries)."""
+
+    def on_dry_run(self, *, estimated: float) -> None:
+        """A request that --dry-run counted instead of sending."""
+
+
+class Events(Subscriber):
+    """The one stream: every event goes to each subscriber in turn."""
+
+    def __init__(self, subscribers: Iterable[Subscriber]) -> None:
+        self._subscribers = tuple(subscribers)
+
+    def on_read(self, *, records: int) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_read(records=records)
+
+    def on_skipped(self, *, records: int) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_skipped(records=records)
+
+    def on_bytes(self, *, read: int) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_bytes(read=read)
+
+    def on_response(self, **fields: Any) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_response(**fields)
+
+    def on_error(self, *, throttled: bool) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_error(throttled=throttled)
+
+    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_rejected(records=records, gave_up=gave_up)
+
+    def on_dry_run(self, *, estimated: float) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_dry_run(estimated=estimated)
+
+
+class Metrics(Subscriber):
+    """Counts the events. Plain attributes: one event loop writes them."""
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -111,6 +220,7 @@ class Metrics:
         self.items_written = 0
         self.deletes_written = 0
         self.rejected = 0
+        self.gave_up = 0
         self.skipped_on_resume = 0
         self.requests = 0
         self.unprocessed_retries = 0
@@ -119,9 +229,17 @@ class Metrics:
         self.consumed_wcu = 0.0
         self.estimated_wcu = 0.0
         self.bytes_read = 0
-        self.gave_up = 0  # rejected after --max-retries (also counted in `rejected`)
         self.latency = Histogram()
         self._window: deque[tuple[float, int, float]] = deque()
+
+    def on_read(self, *, records: int) -> None:
+        self.records_read += records
+
+    def on_skipped(self, *, records: int) -> None:
+        self.skipped_on_resume = records
+
+    def on_bytes(self, *, read: int) -> None:
+        self.bytes_read = read
 
     def on_response(
         self,
@@ -153,6 +271,32 @@ class Metrics:
         else:
             self.errors_retried += 1
 
+    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
+        self.rejected += records
+        if gave_up:
+            self.gave_up += records
+
+    def on_dry_run(self, *, estimated: float) -> None:
+        self.requests += 1
+        self.estimated_wcu += estimated
+
+    def counters(self) -> Counters:
+        """What has been counted so far, as one immutable value."""
+        return Counters(
+            records_read=self.records_read,
+            items_written=self.items_written,
+            deletes_written=self.deletes_written,
+            rejected=self.rejected,
+            gave_up=self.gave_up,
+            skipped_on_resume=self.skipped_on_resume,
+            requests=self.requests,
+            unprocessed_retries=self.unprocessed_retries,
+            throttled_requests=self.throttled_requests,
+            errors_retried=self.errors_retried,
+            consumed_wcu=self.consumed_wcu,
+            estimated_wcu=self.estimated_wcu,
+        )
+
     def snapshot(self, now: float, window_s: float = 5.0) -> Snapshot:
         while self._window and self._window[0][0] < now - window_s:
             self._window.popleft()
@@ -172,32 +316,40 @@ class Metrics:
         )
 
     def report(self, now: float, outcome: Outcome = Outcome.OK, reason: str = "") -> LoadReport:
-        if outcome is Outcome.OK and self.gave_up:
-            outcome = Outcome.RETRIES_EXHAUSTED
-            reason = (
-                f"DynamoDB kept refusing {self.gave_up:,} records (they are in the rejects file)"
-            )
-        elapsed = max(now - self.started, 1e-9)
-        written = self.items_written + self.deletes_written
-        return LoadReport(
-            records_read=self.records_read + self.skipped_on_resume,
-            items_written=self.items_written,
-            deletes_written=self.deletes_written,
-            rejected=self.rejected,
-            skipped_on_resume=self.skipped_on_resume,
-            requests=self.requests,
-            unprocessed_retries=self.unprocessed_retries,
-            throttled_requests=self.throttled_requests,
-            errors_retried=self.errors_retried,
-            consumed_wcu=round(self.consumed_wcu, 3),
-            estimated_wcu=round(self.estimated_wcu, 3),
-            elapsed_s=round(elapsed, 3),
-            items_per_second=round(written / elapsed, 1),
-            latency_ms={
-                "p50": round(self.latency.quantile(0.5), 2),
-                "p99": round(self.latency.quantile(0.99), 2),
-                "max": round(self.latency.max, 2),
-            },
-            outcome=outcome,
-            reason=reason,
-        )
+        return report_of(self.counters(), self.latency, now - self.started, outcome, reason)
+
+
+def report_of(
+    counts: Counters,
+    latency: Histogram,
+    elapsed_s: float,
+    outcome: Outcome = Outcome.OK,
+    reason: str = "",
+) -> LoadReport:
+    """The report of what was counted (in one process, or merged from many)."""
+    if outcome is Outcome.OK and counts.gave_up:
+        outcome = Outcome.RETRIES_EXHAUSTED
+        reason = f"DynamoDB kept refusing {counts.gave_up:,} records (they are in the rejects file)"
+    elapsed = max(elapsed_s, 1e-9)
+    return LoadReport(
+        records_read=counts.records_read + counts.skipped_on_resume,
+        items_written=counts.items_written,
+        deletes_written=counts.deletes_written,
+        rejected=counts.rejected,
+        skipped_on_resume=counts.skipped_on_resume,
+        requests=counts.requests,
+        unprocessed_retries=counts.unprocessed_retries,
+        throttled_requests=counts.throttled_requests,
+        errors_retried=counts.errors_retried,
+        consumed_wcu=round(counts.consumed_wcu, 3),
+        estimated_wcu=round(counts.estimated_wcu, 3),
+        elapsed_s=round(elapsed, 3),
+        items_per_second=round(counts.written / elapsed, 1),
+        latency_ms={
+            "p50": round(latency.quantile(0.5), 2),
+            "p99": round(latency.quantile(0.99), 2),
+            "max": round(latency.max, 2),
+        },
+        outcome=outcome,
+        reason=reason,
+    )

@@ -47,7 +47,7 @@ from loader.client import DynamoClient, Resolved, WireClient, open_client, resol
 from loader.codec import KeySchema, Num
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, LoaderError, Outcome, SourceError
-from loader.metrics import Histogram, LoadReport, Snapshot
+from loader.metrics import Counters, Histogram, LoadReport, Snapshot, report_of
 from loader.model import Record, Reject
 from loader.pipeline import Job, ProgressCallback, connect
 from loader.runtime import run
@@ -56,19 +56,25 @@ from loader.sources._lines import line_chunks
 from loader.sources.jsonl import jsonl_record, raw_lines
 
 REPORT_INTERVAL_S = 0.5
-COUNTERS = (
-    "records_read",
-    "items_written",
-    "deletes_written",
-    "rejected",
-    "requests",
-    "unprocessed_retries",
-    "throttled_requests",
-    "errors_retried",
-    "consumed_wcu",
-    "estimated_wcu",
-    "gave_up",
-)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriterReport:
+    """What a writer process tells the main process, twice a second and when it ends."""
+
+    received: int = 0  # chunks taken from its pipe
+    low: int | None = None  # its lowest unfinished record
+    read: int = 0  # a sharing writer: every record up to here is through it, or another's
+    bytes_read: int = 0
+    counts: Counters = dataclasses.field(default_factory=Counters)
+    latency: Histogram | None = None
+    final: bool = False
+    outcome: Outcome | None = None
+    reason: str = ""
+    error: str = ""  # it failed: the sentence for the user, and what kind of failure
+    kind: str = ""  # "config", "source" (with path and line) or "" (anything else)
+    path: str = ""
+    line: int = 0
 
 
 RawLine = tuple[str, int, bytes]
@@ -184,13 +190,15 @@ def writer_process(
     try:
         run(_writer(config, inbox, outbox, start, share))
     except LoaderError as exc:  # before its job started (a job's own errors: `_writer`)
-        outbox.send_bytes(pickle.dumps({"final": True, **_error(exc)}))
+        outbox.send_bytes(pickle.dumps(WriterReport(final=True, **_failure(exc))))
 
 
-def _error(exc: LoaderError) -> dict[str, Any]:
+def _failure(exc: LoaderError) -> dict[str, Any]:
+    """A writer's error as WriterReport fields (exceptions with keyword fields do not
+    survive pickling)."""
     if isinstance(exc, SourceError):
         return {"error": str(exc), "kind": "source", "path": exc.path, "line": exc.line}
-    return {"error": str(exc), "kind": "config" if isinstance(exc, ConfigError) else "error"}
+    return {"error": str(exc), "kind": "config" if isinstance(exc, ConfigError) else ""}
 
 
 @contextlib.asynccontextmanager
@@ -296,25 +304,24 @@ async def _writer(
 
     def send(job: Job | None, final: bool, ended: LoadReport | None = None, **error: Any) -> None:
         nonlocal synced
-        if job is not None and job.metrics.rejected > synced:
+        if job is not None and job.ledger.rejected_count > synced:
             # The main process's checkpoint may pass `low` as soon as it reads it: the
             # rejects below it must be on disk first.
             job.rejects.sync()
-            synced = job.metrics.rejected
-        state: dict[str, Any] = {
-            "received": received,
-            "low": watermark.low,
-            "final": final,
-            "read": progress.read,
-            "bytes_read": progress.bytes_read,
-        }
-        if job is not None:
-            state.update({name: getattr(job.metrics, name) for name in COUNTERS})
-            latency = job.metrics.latency
-            state["latency"] = (dict(latency._buckets), latency.count, latency.max)
-        if ended is not None:
-            state["outcome"], state["reason"] = ended.outcome.value, ended.reason
-        outbox.send_bytes(pickle.dumps({**state, **error}))
+            synced = job.ledger.rejected_count
+        report = WriterReport(
+            received=received,
+            low=watermark.low,
+            read=progress.read,
+            bytes_read=progress.bytes_read,
+            counts=job.metrics.counters() if job is not None else Counters(),
+            latency=job.metrics.latency if job is not None else None,
+            final=final,
+            outcome=ended.outcome if ended is not None else None,
+            reason=ended.reason if ended is not None else "",
+            **error,
+        )
+        outbox.send_bytes(pickle.dumps(report))
 
     async with _connect(config, start) as (client, sources, schemas):
         job = Job(
@@ -338,7 +345,7 @@ async def _writer(
         try:
             result = await job.run(stop)
         except LoaderError as exc:
-            send(job, final=True, **_error(exc))
+            send(job, final=True, **_failure(exc))
             return
         finally:
             reporter.cancel()
@@ -363,22 +370,21 @@ class _Writer:
     queue: asyncio.Queue[Any]  # list[tuple[int, Record | Reject]] | RawBlock | None
     shipped: deque[tuple[int, int]] = dataclasses.field(default_factory=deque)  # (chunk no, first)
     sent_chunks: int = 0
-    state: dict[str, Any] = dataclasses.field(default_factory=dict)
+    report: WriterReport = WriterReport()
 
     def low(self) -> int | None:
         """Lowest unfinished record of this writer, counting what is still in the pipe."""
-        received = self.state.get("received", 0)
-        while self.shipped and self.shipped[0][0] < received:
+        while self.shipped and self.shipped[0][0] < self.report.received:
             self.shipped.popleft()
         lows = [self.shipped[0][1]] if self.shipped else []
-        if self.state.get("low") is not None:
-            lows.append(self.state["low"])
+        if self.report.low is not None:
+            lows.append(self.report.low)
         return min(lows) if lows else None
 
     def finished(self, start: int) -> int:
         """A writer that reads for itself: all records up to this one are through it."""
-        low: int | None = self.state.get("low")
-        return low - 1 if low is not None else max(int(self.state.get("read", 0)), start)
+        low = self.report.low
+        return low - 1 if low is not None else max(self.report.read, start)
 
 
 async def load_parallel(
@@ -458,8 +464,11 @@ async def load_parallel(
     last_seq = job.skip
     window: deque[tuple[float, int, float]] = deque()
 
-    def totals(name: str) -> float:
-        return float(sum(w.state.get(name, 0) for w in writers))
+    def totals() -> Counters:
+        """The writers' counts; records read are the main process's own unless each
+        writer reads the input itself."""
+        counts = sum((w.report.counts for w in writers), Counters())
+        return counts if shared else dataclasses.replace(counts, records_read=0)
 
     def watermark() -> int:
         if shared:
@@ -483,27 +492,26 @@ async def load_parallel(
                 return
 
     async def listen(writer: _Writer) -> None:
-        while not writer.state.get("final"):
+        while not writer.report.final:
             try:
                 data = await loop.run_in_executor(pool, writer.outbox.recv_bytes)
             except (EOFError, OSError):
-                writer.state["final"] = True
-                writer.state.setdefault("error", "a writer process died")
+                error = writer.report.error or "a writer process died"
+                writer.report = dataclasses.replace(writer.report, final=True, error=error)
                 return
-            # A writer that failed before its job began sends only its error.
-            writer.state.update(pickle.loads(data))
-            if total_rejected() > (config.max_rejects if config.max_rejects is not None else 1e18):
+            writer.report = pickle.loads(data)
+            if config.max_rejects is not None and total_rejected() > config.max_rejects:
                 raise Aborted(f"more than {config.max_rejects} records rejected (--max-rejects)")
 
     def total_rejected() -> int:
-        return job.metrics.rejected + int(totals("rejected"))
+        return job.metrics.rejected + totals().rejected
 
     async def read_raw() -> None:
         """JSONL lines to their writers unparsed, as RawBlocks; only the key is read here."""
         nonlocal last_seq
         assert peek is not None
         shard_of = peek.shard
-        metrics = job.metrics
+        events = job.events
         skip = job.skip
         first = skip == 0
         seq = 0
@@ -511,17 +519,19 @@ async def load_parallel(
         for (path, _), size in zip(sources, job.sizes, strict=True):
             name = "<stdin>" if path == "-" else path
             async for lines, offset in raw_lines(path):
-                metrics.bytes_read = done_bytes + max(offset, 0)
+                events.on_bytes(read=done_bytes + max(offset, 0))
                 blocks: list[RawBlock] = [(name, [], [], []) for _ in range(n)]
                 if seq + len(lines) <= skip:
                     seq += len(lines)
-                    metrics.skipped_on_resume = seq
+                    events.on_skipped(records=seq)
                     continue
+                if seq < skip:
+                    lines = lines[skip - seq :]
+                    seq = skip
+                events.on_skipped(records=skip)
+                events.on_read(records=len(lines))
                 for number, raw in lines:
                     seq += 1
-                    if seq <= skip:
-                        continue
-                    metrics.records_read += 1
                     if first:
                         # The checks that stop a job on its first record happen here, once,
                         # on the first that parses (as in one process).
@@ -536,7 +546,6 @@ async def load_parallel(
                     seqs.append(seq)
                     numbers.append(number)
                     raws.append(raw)
-                metrics.skipped_on_resume = min(seq, skip)
                 last_seq = max(last_seq, seq)
                 for writer, block in zip(writers, blocks, strict=True):
                     if block[1]:
@@ -553,8 +562,8 @@ async def load_parallel(
         first = job.skip == 0
         async for chunk in job.numbered():
             shards: list[list[tuple[int, Any]]] = [[] for _ in range(n)]
+            job.events.on_read(records=len(chunk))
             for seq, item in chunk:
-                job.metrics.records_read += 1
                 last_seq = seq
                 if isinstance(item, Reject):
                     job.ledger.reject_record(seq, item)
@@ -582,23 +591,22 @@ async def load_parallel(
 
     def snapshot() -> Snapshot:
         now = clock.now()
-        written = int(totals("items_written") + totals("deletes_written"))
-        window.append((now, written, totals("consumed_wcu")))
+        counts = job.metrics.counters() + totals()
+        window.append((now, counts.written, counts.consumed_wcu))
         while len(window) > 2 and window[0][0] < now - 5:
             window.popleft()
         span = max(now - window[0][0], 1e-9)
-        read = job.metrics.records_read + (int(totals("records_read")) if shared else 0)
         if shared:
-            job.metrics.bytes_read = min(int(w.state.get("bytes_read", 0)) for w in writers)
+            job.events.on_bytes(read=min(w.report.bytes_read for w in writers))
         return Snapshot(
             elapsed_s=now - job.metrics.started,
-            records_read=read + job.metrics.skipped_on_resume,
-            written=written,
-            rejected=total_rejected(),
-            consumed_wcu=totals("consumed_wcu"),
-            rate=(written - window[0][1]) / span if len(window) > 1 else 0.0,
-            wcu_rate=(totals("consumed_wcu") - window[0][2]) / span if len(window) > 1 else 0.0,
-            throttled_requests=int(totals("throttled_requests")),
+            records_read=counts.records_read + counts.skipped_on_resume,
+            written=counts.written,
+            rejected=counts.rejected,
+            consumed_wcu=counts.consumed_wcu,
+            rate=(counts.written - window[0][1]) / span if len(window) > 1 else 0.0,
+            wcu_rate=(counts.consumed_wcu - window[0][2]) / span if len(window) > 1 else 0.0,
+            throttled_requests=counts.throttled_requests,
             bytes_read=job.metrics.bytes_read,
         )
 
@@ -620,7 +628,7 @@ async def load_parallel(
             background = [group.create_task(tick()), group.create_task(watch_stop())]
             listeners = [group.create_task(listen(w)) for w in writers]
             if shared:
-                job.metrics.skipped_on_resume = job.skip
+                job.events.on_skipped(records=job.skip)
             else:
                 shippers = [group.create_task(ship(w)) for w in writers]
                 try:
@@ -654,19 +662,19 @@ async def load_parallel(
         save()
         raise asyncio.CancelledError  # bare, not in a group: the CLI reports "stopped at once"
     for writer in writers:
-        if writer.state.get("kind") == "config":
+        ended = writer.report
+        if ended.kind == "config":
             save()
             job.rejects.close()
-            raise ConfigError(writer.state["error"])
-        if writer.state.get("kind") == "source":
-            state = writer.state
+            raise ConfigError(ended.error)
+        if ended.kind == "source":
             source_error = source_error or SourceError(
-                state["error"], path=state["path"], line=state["line"]
+                ended.error, path=ended.path, line=ended.line
             )
-        elif writer.state.get("error"):
-            outcome = outcome or writer.state["error"]
-        elif writer.state.get("outcome") == Outcome.ABORTED.value:
-            outcome = outcome or writer.state["reason"]
+        elif ended.error:
+            outcome = outcome or ended.error
+        elif ended.outcome is Outcome.ABORTED:
+            outcome = outcome or ended.reason
     save()
     job.rejects.close()
     if source_error is not None:  # as in one process: the checkpoint saved, no report
@@ -685,14 +693,14 @@ async def _check_first(job: Job) -> int:
             async for lines, _offset in chunks:
                 for number, raw in lines:
                     seq += 1
-                    job.metrics.records_read += 1  # here, unless its writer takes it
                     record = jsonl_record(path, number, raw)
                     if isinstance(record, Reject):
+                        job.events.on_read(records=1)  # read here: no writer takes it
                         job.ledger.reject_record(seq, record)
                         continue
                     if job.check_first(seq, record) is not None:
-                        job.metrics.records_read -= 1
                         return seq - 1  # checked: its writer reads and writes it
+                    job.events.on_read(records=1)
                     return seq  # the check rejected it (a key of the wrong type, say)
     return seq
 
@@ -700,20 +708,15 @@ async def _check_first(job: Job) -> int:
 def _report(
     job: Job, writers: list[_Writer], now: float, aborted: str, *, shared: bool
 ) -> LoadReport:
-    """The writers' counters merged into the main process's (`aborted`: why the job
-    stopped early, or "")."""
-    metrics = job.metrics
-    histogram = Histogram()
+    """The main process's counts and the writers' added up, their latency histograms
+    merged (`aborted`: why the job stopped early, or "")."""
+    counts = job.metrics.counters()
+    latency = Histogram()
+    latency.merge(job.metrics.latency)
     for writer in writers:
-        for name in COUNTERS:
-            if name != "records_read" or shared:
-                setattr(metrics, name, getattr(metrics, name) + writer.state.get(name, 0))
-        buckets, count, peak = writer.state.get("latency", ({}, 0, 0.0))
-        for index, hits in buckets.items():
-            histogram._buckets[index] = histogram._buckets.get(index, 0) + hits
-        histogram.count += count
-        histogram.max = max(histogram.max, peak)
-    metrics.latency = histogram
-    if aborted:
-        return metrics.report(now, Outcome.ABORTED, aborted)
-    return metrics.report(now)
+        part = writer.report.counts
+        counts += part if shared else dataclasses.replace(part, records_read=0)
+        if writer.report.latency is not None:
+            latency.merge(writer.report.latency)
+    outcome = Outcome.ABORTED if aborted else Outcome.OK
+    return report_of(counts, latency, now - job.metrics.started, outcome, aborted)

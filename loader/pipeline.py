@@ -32,7 +32,7 @@ from loader.errors import (
     TableNotFound,
     TransientError,
 )
-from loader.metrics import LoadReport, Metrics, Snapshot
+from loader.metrics import Events, LoadReport, Metrics, Snapshot, Subscriber
 from loader.model import Record, Reject
 from loader.rejects import RejectsFile
 from loader.sources import detect_format, format_of, open_source
@@ -171,38 +171,38 @@ async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[s
 
 
 class Ledger:
-    """Every write's outcome goes through here, exactly once."""
+    """Every write's outcome goes through here, exactly once: it announces it, frees the
+    key in the batcher, moves the watermark and writes the rejects file."""
 
     def __init__(
         self,
-        metrics: Metrics,
+        events: Subscriber,
         batcher: Batcher,
         rejects: RejectsFile,
         watermark: Watermark,
         max_rejects: int | None,
     ) -> None:
-        self._metrics = metrics
+        self._events = events
         self._batcher = batcher
         self._rejects = rejects
         self._watermark = watermark
         self._max_rejects = max_rejects
+        self.rejected_count = 0
         self.released = asyncio.Event()
 
     def written(self, writes: list[Write]) -> None:
         self._finish(writes)
 
-    def rejected(self, writes: list[Write], reason: str) -> None:
+    def rejected(self, writes: list[Write], reason: str, *, gave_up: bool = False) -> None:
         for write in writes:
             self._rejects.add(write.source, write.line, reason, write.text)
-        self._metrics.rejected += len(writes)
+        self._count_rejects(len(writes), gave_up)
         self._finish(writes)
-        self._check_limit()
 
     def reject_record(self, seq: int, reject: Reject) -> None:
         self._rejects.add(reject.source, reject.line, reject.reason, reject.record)
-        self._metrics.rejected += 1
         self._watermark.done(seq)
-        self._check_limit()
+        self._count_rejects(1, False)
 
     def _finish(self, writes: list[Write]) -> None:
         self._batcher.finished(writes)
@@ -211,8 +211,10 @@ class Ledger:
             done(write.seq)
         self.released.set()
 
-    def _check_limit(self) -> None:
-        if self._max_rejects is not None and self._metrics.rejected > self._max_rejects:
+    def _count_rejects(self, records: int, gave_up: bool) -> None:
+        self._events.on_rejected(records=records, gave_up=gave_up)
+        self.rejected_count += records
+        if self._max_rejects is not None and self.rejected_count > self._max_rejects:
             raise Aborted(f"more than {self._max_rejects} records rejected (--max-rejects)")
 
 
@@ -248,6 +250,7 @@ class Job:
         self.clock = clock
         self.on_progress = on_progress
         self.metrics = Metrics(clock.now())
+        self.events = Events([self.metrics])
         self.batcher = Batcher(max_ops=batch_ops)
         self.dispatch = Dispatch(config.queue_size, clock, max_ops=batch_ops)
         self.checkpoint = (
@@ -259,7 +262,7 @@ class Job:
         self.watermark = watermark or Watermark(self.skip)
         self.rejects = RejectsFile(config.rejects)
         self.ledger = Ledger(
-            self.metrics, self.batcher, self.rejects, self.watermark, config.max_rejects
+            self.events, self.batcher, self.rejects, self.watermark, config.max_rejects
         )
         self.client = client
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, rng)
@@ -272,7 +275,7 @@ class Job:
                 client=client,
                 schemas=schemas,
                 outcomes=self.ledger,
-                metrics=self.metrics,
+                events=self.events,
                 limiter=RateLimiter(clock, max_wcu=config.max_wcu, adaptive=config.adaptive),
                 backoff=self.backoff,
                 clock=clock,
@@ -387,45 +390,48 @@ class Job:
 
     async def numbered(self) -> AsyncIterator[list[tuple[int, Record | Reject]]]:
         """The input's records with their numbers (1, 2, …), past those a resume skips."""
-        metrics = self.metrics
+        events = self.events
         seq = 0
         csv_types = self._csv_types()
         for path, fmt in self.sources:
             async for records, offset in open_source(path, fmt, csv_types=csv_types):
-                metrics.bytes_read = self._bytes_done + max(offset, 0)
+                events.on_bytes(read=self._bytes_done + max(offset, 0))
                 first = seq + 1
                 seq += len(records)
                 if seq <= self.skip:
-                    metrics.skipped_on_resume = seq
+                    events.on_skipped(records=seq)
                     continue
                 if first <= self.skip:
                     records = records[self.skip - first + 1 :]
-                    metrics.skipped_on_resume = self.skip
+                    events.on_skipped(records=self.skip)
                     first = self.skip + 1
                 yield list(zip(range(first, seq + 1), records, strict=True))
             self._bytes_done += self.sizes[self.sources.index((path, fmt))]
 
     async def _read(self) -> None:
-        dispatch, batcher, metrics = self.dispatch, self.batcher, self.metrics
-        ledger = self.ledger
+        dispatch, batcher, ledger = self.dispatch, self.batcher, self.ledger
         waiting_limit = self.config.queue_size * 25
         async for numbered in self.feed or self.numbered():
             if self._stopping:
                 return
-            for seq, record in numbered:
-                metrics.records_read += 1
-                if type(record) is Reject:
-                    ledger.reject_record(seq, record)
-                    continue
-                write = self._encode(seq, record)  # type: ignore[arg-type]
-                if write is None:
-                    continue
-                for batch in batcher.add(write):
-                    await dispatch.put(batch)
-                if batcher.waiting > waiting_limit:
-                    await self._drain(until_idle=False)
-                if self._stopping:
-                    return
+            handled = 0
+            try:
+                for seq, record in numbered:
+                    handled += 1
+                    if type(record) is Reject:
+                        ledger.reject_record(seq, record)
+                        continue
+                    write = self._encode(seq, record)  # type: ignore[arg-type]
+                    if write is None:
+                        continue
+                    for batch in batcher.add(write):
+                        await dispatch.put(batch)
+                    if batcher.waiting > waiting_limit:
+                        await self._drain(until_idle=False)
+                    if self._stopping:
+                        return
+            finally:
+                self.events.on_read(records=handled)  # once a chunk, however it ends
         await self._drain(until_idle=True)
         dispatch.close()
 
@@ -522,7 +528,7 @@ def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
 
 
 def _dry_run(job: Job) -> Worker:
-    return DryRun(outcomes=job.ledger, metrics=job.metrics)
+    return DryRun(outcomes=job.ledger, events=job.events)
 
 
 def _size(path: str) -> int:

@@ -11,7 +11,7 @@ from loader.batcher import Dispatch, batches
 from loader.client import DynamoClient
 from loader.codec import KeySchema, Write
 from loader.errors import RequestRejected, TransientError
-from loader.metrics import Metrics
+from loader.metrics import Subscriber
 
 
 class Outcomes(Protocol):
@@ -19,7 +19,7 @@ class Outcomes(Protocol):
 
     def written(self, writes: list[Write]) -> None: ...
 
-    def rejected(self, writes: list[Write], reason: str) -> None: ...
+    def rejected(self, writes: list[Write], reason: str, *, gave_up: bool = False) -> None: ...
 
 
 class Writer:
@@ -31,7 +31,7 @@ class Writer:
         client: DynamoClient,
         schemas: dict[str, KeySchema],
         outcomes: Outcomes,
-        metrics: Metrics,
+        events: Subscriber,
         limiter: RateLimiter,
         backoff: Backoff,
         clock: Clock,
@@ -40,7 +40,7 @@ class Writer:
         self._client = client
         self._schemas = schemas
         self._outcomes = outcomes
-        self._metrics = metrics
+        self._events = events
         self._limiter = limiter
         self._backoff = backoff
         self._clock = clock
@@ -65,7 +65,7 @@ class Writer:
         try:
             response = await self._client.batch_write_item(_request_items(batch))
         except TransientError as exc:
-            self._metrics.on_error(throttled=exc.throttled)
+            self._events.on_error(throttled=exc.throttled)
             self._limiter.settle(
                 taken=estimated,
                 consumed=0.0,
@@ -78,7 +78,7 @@ class Writer:
             return
         except RequestRejected as exc:
             self._limiter.settle(taken=estimated, consumed=0.0, throttled=False, sent_at=started)
-            self._metrics.on_error(throttled=False)
+            self._events.on_error(throttled=False)
             await self._bisect(batch, str(exc))
             return
         left = self._settle(batch, response, started, estimated)
@@ -95,8 +95,9 @@ class Writer:
             failed = attempts.get(write.seq, 0) + 1
             if failed > self._max_retries:
                 attempts.pop(write.seq, None)
-                self._metrics.gave_up += 1
-                self._outcomes.rejected([write], f"gave up after {failed} attempts: {reason}")
+                self._outcomes.rejected(
+                    [write], f"gave up after {failed} attempts: {reason}", gave_up=True
+                )
             else:
                 attempts[write.seq] = failed
                 retry.append(write)
@@ -115,7 +116,7 @@ class Writer:
         accepted = consumed if capacity else float(sum(w.wcu for w in done))
         deletes = sum(1 for w in done if w.delete)
         now = self._clock.now()
-        self._metrics.on_response(
+        self._events.on_response(
             now=now,
             latency_s=now - started,
             puts=len(done) - deletes,
@@ -180,12 +181,11 @@ class DryRun:
     """Stands in for the workers under `--dry-run`: every batch is counted as the request
     it would be, and finished at once, so ordering and accounting run as for real."""
 
-    def __init__(self, *, outcomes: Outcomes, metrics: Metrics) -> None:
+    def __init__(self, *, outcomes: Outcomes, events: Subscriber) -> None:
         self._outcomes = outcomes
-        self._metrics = metrics
+        self._events = events
 
     async def run(self, dispatch: Dispatch) -> None:
         async for batch in batches(dispatch):
-            self._metrics.requests += 1
-            self._metrics.estimated_wcu += sum(w.wcu for w in batch)
+            self._events.on_dry_run(estimated=sum(w.wcu for w in batch))
             self._outcomes.written(batch)
