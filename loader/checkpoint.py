@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import threading
 from typing import Any
 
 from loader.errors import ConfigError
@@ -56,27 +56,38 @@ def fingerprint(paths: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A checkpoint file: which input it belongs to and how far it is finished."""
+    """A checkpoint file: which input it belongs to and how far it is finished.
 
-    path: str
-    sources: list[dict[str, Any]]
+    `save` may run in a thread (fsync is slow on a busy disk) while the job's last save
+    runs on the event loop: saves take turns, and a value below one already saved is
+    dropped, so the file never goes back.
+    """
+
+    def __init__(self, path: str, sources: list[dict[str, Any]]) -> None:
+        self.path = path
+        self.sources = sources
+        self._lock = threading.Lock()
+        self._saved = -1
 
     def save(self, records_done: int) -> None:
         """Write atomically: a crash leaves the old checkpoint or the new one, never half."""
-        tmp = f"{self.path}.tmp"
-        data = {"version": VERSION, "sources": self.sources, "records_done": records_done}
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        with self._lock:
+            if records_done < self._saved:
+                return
+            tmp = f"{self.path}.tmp"
+            data = {"version": VERSION, "sources": self.sources, "records_done": records_done}
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._saved = records_done
 
     def load(self) -> int | None:
         """Records already finished, or None when there is no checkpoint yet.

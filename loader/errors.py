@@ -88,6 +88,14 @@ class Aborted(LoaderError):
     """The job stopped before the end of its input (signal or --max-rejects)."""
 
 
+def first_of(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first real exception in a (nested) exception group: task groups nest them."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 class Outcome(enum.Enum):
     """How a job ended. The exit status follows from it and from the rejects."""
 

@@ -42,11 +42,11 @@ from typing import Any
 
 import msgspec
 
-from loader.backoff import Clock
+from loader.backoff import Clock, SystemClock
 from loader.client import DynamoClient, Resolved, WireClient, open_client, resolved_of
 from loader.codec import KeySchema, Num
 from loader.config import LoadConfig
-from loader.errors import Aborted, ConfigError, LoaderError, Outcome, SourceError
+from loader.errors import Aborted, ConfigError, LoaderError, Outcome, SourceError, first_of
 from loader.metrics import Counters, Histogram, LoadReport, Snapshot, report_of
 from loader.model import Record, Reject
 from loader.pipeline import Job, ProgressCallback, connect
@@ -336,26 +336,36 @@ async def _writer(
             watermark=watermark,  # type: ignore[arg-type]
         )
 
-        async def report() -> None:
-            while True:
-                await asyncio.sleep(REPORT_INTERVAL_S)
-                send(job, final=False)
+        finished = asyncio.Event()
 
-        reporter = asyncio.create_task(report())
+        async def report() -> None:
+            while not finished.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), REPORT_INTERVAL_S)
+                if not finished.is_set():
+                    send(job, final=False)
+
+        async def work() -> LoadReport:
+            try:
+                return await job.run(stop)
+            finally:
+                finished.set()
+
+        failure: BaseException | None = None
         try:
-            result = await job.run(stop)
-        except LoaderError as exc:
-            send(job, final=True, **_failure(exc))
-            return
-        finally:
-            reporter.cancel()
-        send(job, final=True, ended=result)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(report())
+                running = group.create_task(work())
+        except* LoaderError as caught:
+            failure = first_of(caught)
+        if isinstance(failure, LoaderError):
+            send(job, final=True, **_failure(failure))
+        else:
+            send(job, final=True, ended=running.result())
     pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _clock() -> Clock:
-    from loader.backoff import SystemClock
-
     return SystemClock()
 
 
@@ -478,8 +488,12 @@ async def load_parallel(
 
     def save() -> None:
         if job.checkpoint is not None:
-            job.rejects.sync()
-            job.checkpoint.save(watermark())
+            durable(watermark())
+
+    def durable(records_done: int) -> None:
+        assert job.checkpoint is not None
+        job.rejects.sync()  # the main process's own rejects; the writers synced theirs
+        job.checkpoint.save(records_done)
 
     async def ship(writer: _Writer) -> None:
         while True:
@@ -585,7 +599,8 @@ async def load_parallel(
     async def tick() -> None:
         while True:
             await asyncio.sleep(config.checkpoint_interval_s)
-            save()
+            if job.checkpoint is not None:  # off the event loop: fsync can take long
+                await asyncio.to_thread(durable, watermark())
             if on_progress is not None:
                 on_progress(snapshot(), job.total_bytes)
 

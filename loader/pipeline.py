@@ -31,6 +31,7 @@ from loader.errors import (
     SourceError,
     TableNotFound,
     TransientError,
+    first_of,
 )
 from loader.metrics import Events, LoadReport, Metrics, Snapshot, Subscriber
 from loader.model import Record, Reject
@@ -315,10 +316,10 @@ class Job:
                 if stop is not None:
                     group.create_task(self._watch(stop, done))
         except* Aborted as caught:
-            self._stopping = self._stopping or str(_leaf(caught))
+            self._stopping = self._stopping or str(first_of(caught))
         except* (ConfigError, SourceError) as caught:
             self.close()
-            raise _leaf(caught) from None
+            raise first_of(caught) from None
         except* asyncio.CancelledError:
             cancelled = True
         if cancelled:
@@ -378,15 +379,22 @@ class Job:
         while not stop.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            self._save()
+            if self.checkpoint is not None:
+                # Off the event loop: fsync can take long on a busy disk.
+                await asyncio.to_thread(self._durable, self.watermark.value)
             if self.on_progress is not None:
                 self.on_progress(self.metrics.snapshot(self.clock.now()), self.total_bytes)
 
     def _save(self) -> None:
         if self.checkpoint is not None:
-            # Rejects first: the watermark may only pass records whose reject is on disk.
-            self.rejects.sync()
-            self.checkpoint.save(self.watermark.value)
+            self._durable(self.watermark.value)
+
+    def _durable(self, records_done: int) -> None:
+        """Save `records_done`, taken on the event loop before this runs in a thread: the
+        rejects of every record below it were written by then, and are synced first."""
+        assert self.checkpoint is not None
+        self.rejects.sync()
+        self.checkpoint.save(records_done)
 
     async def numbered(self) -> AsyncIterator[list[tuple[int, Record | Reject]]]:
         """The input's records with their numbers (1, 2, …), past those a resume skips."""
@@ -517,14 +525,6 @@ class Job:
                 types[schema.range_name] = "N" if schema.range_type == "N" else "S"
         types.update(self.config.csv_types)
         return types
-
-
-def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first real exception in a (nested) exception group: task groups nest here."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _dry_run(job: Job) -> Worker:

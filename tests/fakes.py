@@ -11,18 +11,21 @@ from loader.errors import RequestRejected, TransientError
 
 
 class FakeClock:
-    """Time that moves only when someone sleeps; every sleep is recorded with its task."""
+    """Time that moves only when someone sleeps (or the test sets `t`); every sleep is
+    recorded, with the name of the task that slept."""
 
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[tuple[str, float]] = []
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = start
+        self.sleeps: list[float] = []
+        self.sleepers: list[str] = []
 
     def now(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
         task = asyncio.current_task()
-        self.sleeps.append((task.get_name() if task else "?", seconds))
+        self.sleeps.append(seconds)
+        self.sleepers.append(task.get_name() if task else "?")
         self.t += seconds
         await asyncio.sleep(0)
 

@@ -11,22 +11,7 @@ from typing import Any
 import pytest
 
 from loader.backoff import DECREASE, Backoff, RateLimiter
-
-
-class FakeClock:
-    """Time moves only when someone sleeps (or the test says so); every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
+from tests.fakes import FakeClock
 
 # --- Backoff ------------------------------------------------------------------------------
 
@@ -82,7 +67,7 @@ def test_the_mean_delay_doubles_per_attempt_until_the_cap() -> None:
 
 
 async def test_a_fixed_rate_paces_1000_wcu_at_100_per_second_to_about_ten_seconds() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     for _ in range(100):
         await limiter.acquire(10)
@@ -91,7 +76,7 @@ async def test_a_fixed_rate_paces_1000_wcu_at_100_per_second_to_about_ten_second
 
 
 async def test_a_fixed_rate_allows_one_second_of_burst_and_no_more() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     clock.t = 3600.0  # an idle hour does not save up an hour of capacity
     for _ in range(10):
@@ -102,7 +87,7 @@ async def test_a_fixed_rate_allows_one_second_of_burst_and_no_more() -> None:
 
 
 async def test_an_item_bigger_than_the_bucket_still_goes_out_and_its_debt_is_waited_off() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     await limiter.acquire(250)
     assert clock.sleeps == [pytest.approx(1.5)]
@@ -111,7 +96,7 @@ async def test_an_item_bigger_than_the_bucket_still_goes_out_and_its_debt_is_wai
 
 
 async def test_settle_refunds_the_tokens_dynamodb_did_not_consume() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     await limiter.acquire(100)
     limiter.settle(taken=100, consumed=20, throttled=False)
@@ -122,7 +107,7 @@ async def test_settle_refunds_the_tokens_dynamodb_did_not_consume() -> None:
 
 
 async def test_settle_charges_what_dynamodb_consumed_beyond_the_estimate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     await limiter.acquire(10)
     limiter.settle(taken=10, consumed=60, throttled=False)
@@ -131,7 +116,7 @@ async def test_settle_charges_what_dynamodb_consumed_beyond_the_estimate() -> No
 
 
 async def test_with_max_wcu_the_rate_never_adapts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=True)
     for second in range(1, 6):
         clock.t = float(second)
@@ -140,7 +125,7 @@ async def test_with_max_wcu_the_rate_never_adapts() -> None:
 
 
 async def test_wcu_dynamodb_refused_stay_spent_so_retries_are_paced_too() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=100, adaptive=False)
     await limiter.acquire(100)
     limiter.settle(taken=100, consumed=40, throttled=True, refused=60)
@@ -382,7 +367,7 @@ def adaptive(clock: FakeClock) -> RateLimiter:
 
 
 async def test_adaptive_starts_unlimited() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     for _ in range(1000):
         await limiter.acquire(1000)
@@ -396,7 +381,7 @@ async def test_adaptive_starts_unlimited() -> None:
 async def test_against_a_table_capacity_it_uses_90_percent_with_few_requests_throttled(
     capacity: float,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     table = SimTable(capacity)
     await table.run(adaptive(clock), clock, 60)
     used, throttled = table.after(skip_s=5)
@@ -412,7 +397,7 @@ async def test_on_a_busy_machine_it_still_uses_90_percent_with_few_requests_thro
     # too little: the limiter that learnt which refusals were noise took capacity for
     # noise in 13 of 40 such runs (up to 91% throttled), and cut to a stalled window's
     # count in others (down to 34% of the capacity used).
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     table = SimTable(1000, workers=16, latency_s=0.015, p_stall=0.005, seed=seed)
     await table.run(adaptive(clock), clock, 16)
     used, throttled = table.after(skip_s=5)
@@ -424,7 +409,7 @@ async def test_on_a_busy_machine_it_still_uses_90_percent_with_few_requests_thro
 async def test_sporadic_refusals_that_are_not_capacity_do_not_collapse_the_rate(
     seed: int,
 ) -> None:
-    clean, noisy = FakeClock(), FakeClock()
+    clean, noisy = FakeClock(start=0.0), FakeClock(start=0.0)
     unlimited = SimTable(None, seed=seed)
     await unlimited.run(adaptive(clean), clean, 20)
     flaky = SimTable(None, p_noise=0.05, seed=seed)  # ~2.6% of items refused by chance
@@ -433,7 +418,7 @@ async def test_sporadic_refusals_that_are_not_capacity_do_not_collapse_the_rate(
 
 
 async def test_a_real_drop_in_capacity_is_followed_all_the_way_down() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     table = SimTable(4000)
     await table.run(limiter, clock, 10)
@@ -446,7 +431,7 @@ async def test_a_real_drop_in_capacity_is_followed_all_the_way_down() -> None:
 
 
 async def test_a_throttled_window_cuts_the_rate_to_90_percent_of_what_was_accepted() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     for _ in range(80):  # 2,000 WCU/s accepted, 400 refused
         clock.t += 0.5 / 40
@@ -457,7 +442,7 @@ async def test_a_throttled_window_cuts_the_rate_to_90_percent_of_what_was_accept
 
 
 async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     while limiter.rate is None:
         clock.t += 0.01
@@ -469,7 +454,7 @@ async def test_after_a_cut_acquire_waits_at_the_new_rate() -> None:
 
 
 async def test_answers_to_requests_sent_before_a_cut_do_not_cut_again() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     while limiter.rate is None:  # 2,500 WCU/s sent, a fifth refused: cut
         clock.t += 0.01
@@ -482,7 +467,7 @@ async def test_answers_to_requests_sent_before_a_cut_do_not_cut_again() -> None:
 
 
 async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = RateLimiter(clock, max_wcu=None, adaptive=True)
     table = SimTable(1000)
     await table.run(limiter, clock, 3)  # now limited, near 1,000 WCU/s
@@ -498,7 +483,7 @@ async def test_a_trace_of_refusals_is_not_throttling_and_the_rate_keeps_rising()
 
 
 async def test_refusals_that_stay_when_the_rate_is_cut_do_not_collapse_it() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     table = SimTable(1000)
     await table.run(limiter, clock, 10)  # limited, near the capacity
@@ -511,7 +496,7 @@ async def test_refusals_that_stay_when_the_rate_is_cut_do_not_collapse_it() -> N
 
 
 async def test_a_few_requests_refused_do_not_cut_the_rate_however_much_they_lost() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     for i in range(100):  # 1 request in 5 refused whole: a fifth of the WCU, by chance
         clock.t += 0.01
@@ -521,7 +506,7 @@ async def test_a_few_requests_refused_do_not_cut_the_rate_however_much_they_lost
 
 
 async def test_most_requests_losing_an_item_each_is_a_table_over_capacity() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     for _ in range(100):  # 2,500 WCU/s sent, every request short of one item
         clock.t += 0.01
@@ -534,7 +519,7 @@ async def test_most_requests_losing_an_item_each_is_a_table_over_capacity() -> N
 
 
 async def test_after_a_pause_in_sending_the_capacity_is_measured_anew() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     while limiter.rate is None:  # over capacity: cut
         clock.t += 0.01
@@ -550,7 +535,7 @@ async def test_after_a_pause_in_sending_the_capacity_is_measured_anew() -> None:
 
 
 async def test_writes_refused_again_do_not_cut_the_rate_for_every_key() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     for _ in range(100):  # a hot partition's leftovers, refused on every resend
         clock.t += 0.01
@@ -559,7 +544,7 @@ async def test_writes_refused_again_do_not_cut_the_rate_for_every_key() -> None:
 
 
 async def test_a_job_sending_less_than_its_rate_does_not_build_up_an_unused_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     limiter = adaptive(clock)
     table = SimTable(1000)
     await table.run(limiter, clock, 5)  # cut once, near the capacity
