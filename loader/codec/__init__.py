@@ -15,40 +15,62 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 import orjson
 
-MAX_ITEM_BYTES = 400 * 1024
-WCU_BYTES = 1024
-MAX_DIGITS = 38
-MAX_EXPONENT = 125  # 9.99…E+125 is the largest magnitude DynamoDB stores
-MIN_EXPONENT = -130  # 1E-130 is the smallest non-zero magnitude
+from loader.codec.limits import (
+    _TOO_DEEP,
+    MAX_ITEM_BYTES,
+    WCU_BYTES,
+    CodecError,
+    _utf8_len,
+    check_size,
+    wcu,
+)
+from loader.codec.numbers import (
+    _DECIMAL_SIZES,
+    _SMALL_INT_SIZE,
+    SMALL_INTS,
+    Num,
+    _decimal_size,
+    _int_size,
+    _number_key,
+    number_size,
+)
+
+__all__ = [
+    "MAX_ITEM_BYTES",
+    "AttributeValue",
+    "CodecError",
+    "Index",
+    "Item",
+    "KeySchema",
+    "Num",
+    "Request",
+    "Write",
+    "check_size",
+    "encode",
+    "from_plain",
+    "number_size",
+    "parse_json",
+    "put_entry",
+    "typed_size",
+    "wcu",
+]
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
-
-
-class CodecError(ValueError):
-    """A record DynamoDB would refuse; the message is the reason a person reads."""
-
-
-class Num(str):
-    """A JSON number kept as its exact decimal text."""
-
-    __slots__ = ()
 
 
 # msgspec hands every JSON number with a fraction or exponent to `float_hook` as its
 # text, and decodes integers of any length to exact ints: no binary float ever.
 # It parses a catalog line ~4x faster than the stdlib with number hooks.
 _decode = msgspec.json.Decoder(float_hook=Num).decode
-_TOO_DEEP = "values nested too deep (DynamoDB keeps 32 levels)"
 
 
 def parse_json(data: bytes | str) -> Any:
@@ -238,23 +260,6 @@ def _key_part(item: Item, name: str, kind: str, limit: int) -> str:
     return str(text)
 
 
-_EXACT = Context(prec=MAX_DIGITS + 2)
-# What DynamoDB accepts as number text (Decimal() also takes "1_000" and " 12"; DynamoDB not).
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _number_key(text: str) -> str:
-    # 1, 1.0 and 10E-1 are one key to DynamoDB, and so are 0 and -0; normalising
-    # in a 40-digit context keeps 38-digit keys that differ in the last digit apart.
-    value = Decimal(text)
-    return "0" if value.is_zero() else str(value.normalize(_EXACT))
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """A value short enough to quote in a reason (the record itself is in the rejects file)."""
-    return text if len(text) <= limit else f"{text[:limit]}…"
-
-
 def _key_bytes(text: str, kind: str) -> int:
     if kind == "B":
         try:
@@ -262,118 +267,6 @@ def _key_bytes(text: str, kind: str) -> int:
         except binascii.Error:
             return len(text)
     return _utf8_len(text)
-
-
-def number_size(text: str) -> int:
-    """Validate a DynamoDB number and return its stored size in bytes.
-
-    Raises:
-        CodecError: not a finite decimal, over 38 significant digits, or out of range.
-    """
-    if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
-        raise CodecError(f"{text} is not a number DynamoDB can store")
-    if _NUMBER.fullmatch(text) is None:
-        raise CodecError(f"{_clip(text)!r} is not a number")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise CodecError(f"{_clip(text)!r} is not a number") from None
-    if value.is_zero():
-        return 1
-    sign, digits, exponent = value.as_tuple()
-    text_digits = "".join(map(str, digits))
-    significant = text_digits.rstrip("0")
-    if len(significant) > MAX_DIGITS:
-        raise CodecError(
-            f"number {_clip(text)} has {len(significant)} significant digits; DynamoDB keeps 38"
-        )
-    magnitude = value.adjusted()
-    if magnitude > MAX_EXPONENT or magnitude < MIN_EXPONENT:
-        raise CodecError(f"number {_clip(text)} is out of DynamoDB's range (1E-130 to 9.9E+125)")
-    assert isinstance(exponent, int)
-    lowest = exponent + len(text_digits) - len(significant)
-    return _pairs(lowest, magnitude) + 1 + sign
-
-
-def _pairs(lowest: int, highest: int) -> int:
-    """Base-100 digits spanning the powers of ten from `lowest` to `highest`."""
-    return highest // 2 - lowest // 2 + 1
-
-
-def _int_size(text: str) -> int:
-    # Fast path for plain JSON integers, the common case in catalogs.
-    negative = text[0] == "-"
-    digits = text[1:] if negative else text
-    if len(digits) > MAX_DIGITS:
-        return number_size(text)
-    significant = digits.rstrip("0")
-    if not significant:
-        return 1
-    lowest = len(digits) - len(significant)
-    return _pairs(lowest, len(digits) - 1) + 1 + negative
-
-
-# Sizes of the small non-negative integers (counts, stock, dimensions: most integers in
-# practice), by table lookup instead of digit arithmetic on their text.
-SMALL_INTS = 10_000
-_SMALL_INT_SIZE = [_int_size(str(n)) for n in range(SMALL_INTS)]
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-# Sizes of decimal texts already measured: prices and ratings repeat (a catalog's 41
-# ratings, its prices to the cent), and a dict lookup is a tenth of measuring one.
-_DECIMAL_SIZES: dict[str, int] = {}
-MAX_DECIMAL_SIZES = 1 << 14
-# Past those, sizes by the text's shape: its digits 2-9 written as 1. Without an
-# exponent, what DynamoDB stores (and refuses) depends only on where the zeros, the
-# sign and the point are, so "67.55" and "12.31" share "11.11" and its size (0.36
-# against 0.56 µs for 100,000 distinct prices; a catalog has a few dozen shapes).
-_DECIMAL_SHAPES: dict[str, int] = {}
-_SHAPE_OF = str.maketrans("23456789", "11111111")
-
-
-def _decimal_size(text: str) -> int:
-    """Size of a JSON number's text, remembered for up to MAX_DECIMAL_SIZES texts and
-    as many shapes."""
-    size = _DECIMAL_SIZES.get(text)
-    if size is None:
-        shape = text.translate(_SHAPE_OF)
-        size = _DECIMAL_SHAPES.get(shape)
-        if size is None:
-            size = _measure_decimal(text)  # raises CodecError for what is not a number
-            if "e" not in shape and "E" not in shape and len(_DECIMAL_SHAPES) < MAX_DECIMAL_SIZES:
-                _DECIMAL_SHAPES[shape] = size
-        if len(_DECIMAL_SIZES) < MAX_DECIMAL_SIZES:
-            _DECIMAL_SIZES[text] = size
-    return size
-
-
-def _measure_decimal(text: str) -> int:
-    """Size of a JSON number's text; plain decimals are measured without Decimal (hot path)."""
-    negative = text[0] == "-"
-    body = text[1:] if negative else text
-    whole, dot, fraction = body.partition(".")
-    if (
-        not whole.isdigit()
-        or (dot and not fraction.isdigit())
-        or len(body) > MAX_DIGITS
-        or not body.isascii()  # isdigit() also takes "²" and "١"
-    ):
-        return number_size(text)  # exponents, odd forms, long numbers: the exact path
-    fraction = fraction.rstrip("0")
-    whole = whole.lstrip("0")
-    if not fraction:
-        significant = whole.rstrip("0")
-        if not significant:
-            return 1
-        return _pairs(len(whole) - len(significant), len(whole) - 1) + 1 + negative
-    if whole:
-        return _pairs(-len(fraction), len(whole) - 1) + 1 + negative
-    stripped = fraction.lstrip("0")
-    return _pairs(-len(fraction), len(stripped) - len(fraction) - 1) + 1 + negative
 
 
 def _plain_value(value: Any) -> tuple[AttributeValue, int]:
@@ -767,17 +660,6 @@ def typed_size(item: Any) -> int:
     if type(item) is not dict:
         raise CodecError(f"an item must be a JSON object, got {_json_kind(item)}")
     return sum(_utf8_len(name) + _typed_size(value, name) for name, value in item.items())
-
-
-def wcu(size: int) -> int:
-    """Write capacity units of a put of `size` bytes: 1 KB units, rounded up, at least 1."""
-    return max(1, -(-size // WCU_BYTES))
-
-
-def check_size(size: int) -> None:
-    """Raises: CodecError: the item is over DynamoDB's 400 KB limit."""
-    if size > MAX_ITEM_BYTES:
-        raise CodecError(f"item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES} (400 KB)")
 
 
 class Request(Mapping[str, Any]):
