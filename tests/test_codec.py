@@ -31,6 +31,7 @@ from loader.codec import (
     encode,
     from_plain,
     number_size,
+    parse,
     parse_json,
     put_entry,
     typed_size,
@@ -208,7 +209,7 @@ def test_the_reason_does_not_come_from_the_parsers_wording(monkeypatch: pytest.M
     def reworded(data: bytes | str) -> Any:
         raise msgspec.DecodeError("Some new wording (at offset 1)")
 
-    monkeypatch.setattr(codec, "_decode", reworded)
+    monkeypatch.setattr(parse, "_decode", reworded)
     for data in samples:
         with pytest.raises(CodecError) as caught:
             parse_json(data)
