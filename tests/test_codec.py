@@ -17,9 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loader import codec
 from loader.codec import (
-    _SHAPES,
     MAX_ITEM_BYTES,
     CodecError,
     Index,
@@ -28,9 +26,11 @@ from loader.codec import (
     Num,
     Request,
     check_size,
+    compiled,
     encode,
     from_plain,
     number_size,
+    numbers,
     parse,
     parse_json,
     put_entry,
@@ -716,7 +716,7 @@ def test_a_compiled_record_shape_sends_the_bytes_of_the_general_path(text: str) 
     first = put_entry(parse_json(text))  # compiles this shape
     again = put_entry(parse_json(text))  # runs the compiled converter
     assert first == again == (wire(item), size)
-    assert record_shape(parse_json(text)) in _SHAPES
+    assert record_shape(parse_json(text)) in compiled._SHAPES
 
 
 def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
@@ -727,20 +727,20 @@ def test_a_shape_with_a_value_the_general_path_refuses_is_refused_with_its_reaso
     for _ in range(2):
         with pytest.raises(CodecError, match="binary floats are refused"):
             put_entry({"PK": "p", "f": 1.5})
-    assert record_shape({"PK": "p", "f": 1.5}) not in _SHAPES
+    assert record_shape({"PK": "p", "f": 1.5}) not in compiled._SHAPES
 
 
 def test_records_past_the_shape_limit_still_convert_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("loader.codec._SHAPES", {})
-    monkeypatch.setattr("loader.codec._BY_NAMES", {})
-    monkeypatch.setattr("loader.codec.MAX_SHAPES", 2)
+    monkeypatch.setattr(compiled, "_SHAPES", {})
+    monkeypatch.setattr(compiled, "_BY_NAMES", {})
+    monkeypatch.setattr(compiled, "MAX_SHAPES", 2)
     records = [{"PK": "p", f"a{i}": i, "s": "é"} for i in range(5)]
     for record in records:
         item, size = from_plain(record)
         assert put_entry(record) == (wire(item), size)
-    assert len(codec._SHAPES) == 2
+    assert len(compiled._SHAPES) == 2
 
 
 # As they stand inside a JSON string: each needs an escape on the wire too.
@@ -863,7 +863,12 @@ VALUES = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(NAMES, VALUES, max_size=8))
 def test_any_record_goes_on_the_wire_as_the_general_path_makes_it(record: dict[str, Any]) -> None:
-    for cache in (codec._SHAPES, codec._BY_NAMES, codec._NESTED, codec._NESTED_BY_NAMES):
+    for cache in (
+        compiled._SHAPES,
+        compiled._BY_NAMES,
+        compiled._NESTED,
+        compiled._NESTED_BY_NAMES,
+    ):
         cache.clear()  # every example compiles its own shapes, never past MAX_SHAPES
     try:
         item, size = from_plain(record)
@@ -930,13 +935,13 @@ def test_a_number_is_sized_as_measured_whatever_was_sized_before(text: str, rng:
     # A text of the same shape (other non-zero digits) sized first: the text itself
     # must still get its own size, or its own refusal.
     twin = "".join(rng.choice("123456789") if c in "123456789" else c for c in text)
-    codec._DECIMAL_SIZES.clear()
+    numbers._DECIMAL_SIZES.clear()
     with contextlib.suppress(CodecError):
-        codec._decimal_size(twin)
+        numbers._decimal_size(twin)
     try:
         expected = number_size(text)
     except CodecError as refused:
         with pytest.raises(CodecError, match=re.escape(str(refused))):
-            codec._decimal_size(text)
+            numbers._decimal_size(text)
         return
-    assert codec._decimal_size(text) == expected
+    assert numbers._decimal_size(text) == expected
