@@ -29,6 +29,7 @@ from loader.codec import (
     compiled,
     encode,
     from_plain,
+    normal_number,
     number_size,
     numbers,
     parse,
@@ -111,6 +112,64 @@ def test_a_huge_exponent_is_kept_as_text_and_refused_rather_than_becoming_inf() 
     assert parsed == "1e400"
     with pytest.raises(CodecError, match="out of DynamoDB's range"):
         from_plain(parse_json('{"n": 1e400}'))
+
+
+# --- one text per number: keys, number sets, comparisons and routing --------------
+
+# Two numbers DynamoDB keeps apart: they differ only in their 38th significant digit.
+THIRTY_EIGHT_DIGITS = "1234567890123456789012345.6789012345678"
+ITS_NEIGHBOUR = "1234567890123456789012345.6789012345679"
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["1", "1.0", "10E-1", "0.1e1", "+1", "1.000", "100e-2", 1],
+        ["0", "-0", "0.000", "0E+5", "-0.0e-3", 0],
+        ["-1.5", "-15E-1", "-1.50"],
+        [
+            THIRTY_EIGHT_DIGITS,
+            THIRTY_EIGHT_DIGITS + "0",
+            "12345678901234567890123456789012345678E-13",
+        ],
+        ["1E-130", "0.1E-129", "10E-131"],  # the smallest magnitude DynamoDB stores
+        [
+            "9.9999999999999999999999999999999999999E+125",
+            "99999999999999999999999999999999999999E+88",
+        ],
+    ],
+)
+def test_equal_numbers_have_one_normal_text(spellings: list[str | int]) -> None:
+    assert len({normal_number(spelling) for spelling in spellings}) == 1
+
+
+def test_numbers_that_differ_only_in_the_38th_digit_have_different_normal_texts() -> None:
+    # Decimal.normalize() in the default 28-digit context makes these one number.
+    assert normal_number(THIRTY_EIGHT_DIGITS) != normal_number(ITS_NEIGHBOUR)
+
+
+@st.composite
+def dynamodb_numbers(draw: st.DrawFn) -> tuple[str, int, int]:
+    """A number DynamoDB stores, as (sign, significand, exponent): up to 38 digits, its
+    magnitude from 1E-130 to 9.9…E+125."""
+    significand = draw(st.integers(min_value=1, max_value=10**38 - 2))
+    magnitude = draw(st.integers(min_value=-130, max_value=125))
+    return draw(st.sampled_from(["", "-"])), significand, magnitude - len(str(significand)) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(dynamodb_numbers(), st.integers(min_value=0, max_value=5))
+def test_every_spelling_of_a_number_has_one_normal_text_and_the_next_number_another(
+    number: tuple[str, int, int], zeros: int
+) -> None:
+    sign, significand, exponent = number
+    text = f"{sign}{significand}E{exponent}"
+    number_size(text)  # one DynamoDB stores
+    respelt = f"{sign}{significand}{'0' * zeros}E{exponent - zeros}"
+    plain_text = f"{Decimal(text):f}"
+    assert normal_number(text) == normal_number(respelt) == normal_number(plain_text)
+    assert Decimal(normal_number(text)) == Decimal(text)  # the same value, not a rounding
+    assert normal_number(f"{sign}{significand + 1}E{exponent}") != normal_number(text)
 
 
 # --- value types ------------------------------------------------------------------

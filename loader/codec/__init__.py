@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from loader.codec.keys import Index, KeySchema
 from loader.codec.limits import MAX_ITEM_BYTES, CodecError, check_size, wcu
-from loader.codec.numbers import Num, number_size
+from loader.codec.numbers import Num, normal_number, number_size
 from loader.codec.parse import parse_json
 from loader.codec.plain import AttributeValue, Item, from_plain
 from loader.codec.typed import typed_size
@@ -40,6 +40,7 @@ __all__ = [
     "check_size",
     "encode",
     "from_plain",
+    "normal_number",
     "number_size",
     "parse_json",
     "put_entry",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loader.codec.limits import CodecError, _utf8_len, wcu
-from loader.codec.numbers import _number_key
+from loader.codec.numbers import normal_number
 from loader.codec.plain import Item, _plain_value, from_plain
 from loader.codec.typed import typed_size
 
@@ -97,7 +97,7 @@ def _key_part(item: Item, name: str, kind: str, limit: int) -> str:
         raise CodecError(f"key attribute {name!r} must be of type {kind}, got {found}")
     if kind == "N":
         # 1, 1.0 and 10E-1 are one key to DynamoDB, so they must be one key here.
-        return _number_key(text)
+        return normal_number(text)
     if text == "":
         raise CodecError(f"key attribute {name!r} is empty")
     if len(text) > limit // 4 and _key_bytes(text, kind) > limit:

@@ -27,15 +27,29 @@ class Num(str):
     __slots__ = ()
 
 
+# Two digits more than DynamoDB keeps, and the default exponent range (±999,999, far
+# past DynamoDB's): Decimal's default context keeps only 28 digits, and would make
+# numbers that differ in a later digit one number.
 _EXACT = Context(prec=MAX_DIGITS + 2)
 # What DynamoDB accepts as number text (Decimal() also takes "1_000" and " 12"; DynamoDB not).
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-def _number_key(text: str) -> str:
-    # 1, 1.0 and 10E-1 are one key to DynamoDB, and so are 0 and -0; normalising
-    # in a 40-digit context keeps 38-digit keys that differ in the last digit apart.
-    value = Decimal(text)
+def normal_number(number: str | int) -> str:
+    """The one text of a number's value: "1" for 1, 1.0, 10E-1 and 0.1e1; "0" for 0,
+    -0 and 0.000.
+
+    DynamoDB compares numbers by value: 1 and 1.0 are one key and one set member, and
+    -0 is 0. Wherever the loader asks whether two numbers are one (keys, number sets,
+    comparing items, routing to a writer process) it compares these texts. Exact for
+    every number DynamoDB stores: two numbers that differ only in their 38th digit
+    keep different texts.
+
+    Raises:
+        decimal.InvalidOperation: `number` is not a number's text (callers pass
+            numbers that `number_size` accepted, or a JSON number).
+    """
+    value = Decimal(number)
     return "0" if value.is_zero() else str(value.normalize(_EXACT))
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from loader.codec.limits import CodecError, _utf8_len
-from loader.codec.numbers import number_size
+from loader.codec.numbers import normal_number, number_size
 from loader.codec.parse import _json_kind
 
 
@@ -64,7 +63,7 @@ def _typed_set(element: Callable[[Any, str], int], kind: str) -> Callable[[Any, 
             raise CodecError(f"{where}: {kind} must be a non-empty list")
         size = sum(element(member, where) for member in inner)
         # 1 and 1.0 are one number: DynamoDB refuses them together in a set.
-        distinct = {Decimal(m) for m in inner} if kind == "NS" else set(inner)
+        distinct = {normal_number(m) for m in inner} if kind == "NS" else set(inner)
         if len(distinct) != len(inner):
             raise CodecError(f"{where}: {kind} holds duplicate values")
         return size
