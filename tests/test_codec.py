@@ -35,6 +35,8 @@ from loader.codec import (
     parse,
     parse_json,
     put_entry,
+    same_item,
+    to_plain,
     typed_size,
     wcu,
 )
@@ -507,6 +509,74 @@ def test_a_number_set_with_equal_numbers_in_different_spellings_is_refused() -> 
     # Measured: DynamoDB Local refuses NS ['1', '1.0'] ('Input collection contains duplicates').
     with pytest.raises(CodecError, match="a: NS holds duplicate values"):
         typed_size({"a": {"NS": ["1", "1.0"]}})
+
+
+# --- stored items read back (verify --compare, get) ------------------------------
+
+
+def test_items_dynamodb_holds_equal_are_the_same_item() -> None:
+    # Numbers by value at any depth, sets in any order.
+    sent = {
+        "n": {"N": "1.0"},
+        "z": {"N": "-0"},
+        "ns": {"NS": ["1", "2.50"]},
+        "ss": {"SS": ["a", "b"]},
+        "m": {"M": {"x": {"N": "10E-1"}, "l": {"L": [{"N": "1.50"}, {"S": "s"}]}}},
+    }
+    stored = {
+        "n": {"N": "1"},
+        "z": {"N": "0"},
+        "ns": {"NS": ["2.5", "1"]},
+        "ss": {"SS": ["b", "a"]},
+        "m": {"M": {"x": {"N": "1"}, "l": {"L": [{"N": "1.5"}, {"S": "s"}]}}},
+    }
+    assert same_item(sent, stored)
+
+
+def in_every_place(number: str) -> list[Item]:
+    """Items that hold `number` as a number, in a number set, and in a map in a list."""
+    return [
+        {"n": {"N": number}},
+        {"n": {"NS": ["1", number]}},
+        {"n": {"L": [{"M": {"n": {"N": number}}}]}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    list(zip(in_every_place(THIRTY_EIGHT_DIGITS), in_every_place(ITS_NEIGHBOUR), strict=True)),
+)
+def test_numbers_that_differ_only_in_the_38th_digit_make_different_items(
+    sent: Item, stored: Item
+) -> None:
+    # Decimal.normalize() in the default 28-digit context took these for one item.
+    assert not same_item(sent, stored)
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ({"a": {"S": "1"}}, {"a": {"N": "1"}}),  # another type
+        ({"a": {"S": "1"}}, {"a": {"S": "1"}, "b": {"S": "2"}}),  # another attribute
+        ({"l": {"L": [{"S": "1"}, {"S": "2"}]}}, {"l": {"L": [{"S": "2"}, {"S": "1"}]}}),
+    ],
+)
+def test_an_item_with_another_type_attribute_or_list_order_is_different(
+    sent: Item, stored: Item
+) -> None:
+    assert not same_item(sent, stored)
+
+
+def test_a_stored_item_reads_back_as_plain_json_with_its_numbers_exact() -> None:
+    stored = {
+        "n": {"N": "12345678901234567890123456789012345678"},
+        "ns": {"NS": ["0.1"]},
+        "m": {"M": {"l": {"L": [{"NULL": True}, {"BOOL": True}, {"S": "s"}]}}},
+    }
+    plain_json = orjson.dumps({name: to_plain(value) for name, value in stored.items()})
+    assert plain_json == (
+        b'{"n":12345678901234567890123456789012345678,"ns":[0.1],"m":{"l":[null,true,"s"]}}'
+    )
 
 
 # --- WCU and the 400 KB limit ---------------------------------------------------------

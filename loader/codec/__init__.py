@@ -23,7 +23,7 @@ from loader.codec.keys import Index, KeySchema
 from loader.codec.limits import MAX_ITEM_BYTES, CodecError, check_size, wcu
 from loader.codec.numbers import Num, normal_number, number_size
 from loader.codec.parse import parse_json
-from loader.codec.plain import AttributeValue, Item, from_plain
+from loader.codec.plain import AttributeValue, Item, from_plain, same_item, to_plain
 from loader.codec.typed import typed_size
 from loader.codec.wire import Request, Write, encode, put_entry
 
@@ -44,6 +44,8 @@ __all__ = [
     "number_size",
     "parse_json",
     "put_entry",
+    "same_item",
+    "to_plain",
     "typed_size",
     "wcu",
 ]

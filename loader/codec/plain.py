@@ -1,6 +1,7 @@
-"""Plain JSON ↔ DynamoDB AttributeValues: a record's item and its size in bytes,
-the general path that the compiled converters (codec/compiled.py) must match byte
-for byte.
+"""Plain JSON ↔ DynamoDB AttributeValues, both ways: a record's item and its size in
+bytes (the general path, which the compiled converters in codec/compiled.py must match
+byte for byte), a stored value back as plain data, and items compared as DynamoDB
+compares them.
 """
 
 from __future__ import annotations
@@ -8,8 +9,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from loader.codec.limits import CodecError, _utf8_len
-from loader.codec.numbers import _SMALL_INT_SIZE, SMALL_INTS, Num, _decimal_size, _int_size
+from loader.codec.numbers import (
+    _SMALL_INT_SIZE,
+    SMALL_INTS,
+    Num,
+    _decimal_size,
+    _int_size,
+    normal_number,
+)
 from loader.codec.parse import _json_kind
 
 AttributeValue = dict[str, Any]
@@ -68,3 +78,43 @@ def from_plain(record: Any) -> tuple[Item, int]:
         item[name], value_size = _plain_value(value)
         size += value_size + _utf8_len(name)
     return item, size
+
+
+def to_plain(value: AttributeValue) -> Any:
+    """A DynamoDB value as plain JSON-ready data; numbers stay exact (raw JSON fragments)."""
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return orjson.Fragment(inner.encode())
+    if kind == "NS":
+        return [orjson.Fragment(n.encode()) for n in inner]
+    if kind == "M":
+        return {k: to_plain(v) for k, v in inner.items()}
+    if kind == "L":
+        return [to_plain(v) for v in inner]
+    if kind == "NULL":
+        return None
+    return inner  # S, B (base64 text), BOOL, SS, BS
+
+
+def _canonical(value: AttributeValue) -> Any:
+    """`value` in a form equal to another's exactly when DynamoDB holds the two equal."""
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return ("N", normal_number(inner))
+    if kind == "NS":
+        return ("NS", frozenset(normal_number(n) for n in inner))
+    if kind in ("SS", "BS"):
+        return (kind, frozenset(inner))
+    if kind == "L":
+        return ("L", tuple(_canonical(v) for v in inner))
+    if kind == "M":
+        return ("M", {k: _canonical(v) for k, v in inner.items()})
+    return (kind, inner)
+
+
+def same_item(expected: Item, stored: Item) -> bool:
+    """Equal as DynamoDB sees it: numbers by value (every one of their 38 digits), sets
+    unordered."""
+    if expected.keys() != stored.keys():
+        return False
+    return all(_canonical(expected[k]) == _canonical(stored[k]) for k in expected)
