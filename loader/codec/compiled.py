@@ -75,11 +75,10 @@ def _list_text(value: list[Any]) -> tuple[str, int]:
 # with values of the same types. Per shape, a converter is compiled once: straight-line
 # code that checks the value types, adds up the size (each attribute's type and its
 # name's size known) and joins the wire JSON from constant pieces and the values
-# themselves. Building AttributeValue dicts and serialising them with orjson was a
-# third of the loader's CPU; joining the text instead took encode() from 10.4 to 7.2 µs
-# a catalog item (best of 5 runs), and the loader from 45 to 37 µs of CPU an item (ab,
-# 4 rounds). Strings go in as they are when JSON needs no escape in any of them (one
-# check over all of them); otherwise each is escaped by orjson. Names and the constant
+# themselves: no AttributeValue dicts are built for orjson to serialise, which is most
+# of what the general path spends on a record. Strings go in as they are when JSON
+# needs no escape in any of them (one check over all of them); otherwise each is
+# escaped by orjson. Names and the constant
 # pieces reach the code as closure variables, never as source text. Nested objects (a
 # map attribute) get compiled converters of their own shapes.
 MAX_SHAPES = 512
@@ -95,6 +94,33 @@ _COMPILED_TYPES = (*_SCALARS, dict, list)
 def _compile(
     names: tuple[str, ...], types: tuple[type, ...], *, nested: bool
 ) -> Callable[..., Any] | None:
+    """The converter of records of these attribute names and value types (or of a map
+    attribute's value, when `nested`), compiled and cached; None for a shape the
+    general path must take. For `{"PK": "p1", "price": 9.99, "stock": 3}` it is::
+
+        def convert(v0, v1, v2):
+            if type(v0) is not T0 or type(v1) is not T1 or type(v2) is not T2:
+                return None
+            size = 12
+            s1 = _sizes.get(v1)
+            size += _decimal_size(v1) if s1 is None else s1
+            t2 = str(v2)
+            size += _small[v2] if 0 <= v2 < 10000 else _int_size(t2)
+            text = v0
+            n = len(text) if text.isascii() else _utf8_len(text)
+            size += n
+            if len(_dumps(text)) == n + 2:
+                return "".join((k0, v0, k1, v1, k2, t2, k3,)).encode(), size
+            e0 = _dumps(v0).decode()
+            return "".join((k4, e0, k5, v1, k6, t2, k7,)).encode(), size
+
+    with the value types (T0…) and the constant pieces of wire JSON (k0…; the second
+    set for when a string needs escapes) as closure variables.
+
+    One function, written in the order of the code it generates: the type checks,
+    size terms, constant pieces and parameters it emits must agree with one another,
+    which is easier to see in one place than across helpers.
+    """
     shapes, by_names = (_NESTED, _NESTED_BY_NAMES) if nested else (_SHAPES, _BY_NAMES)
     allowed = _SCALARS if nested else _COMPILED_TYPES
     if len(shapes) >= MAX_SHAPES or not all(t in allowed for t in types):
