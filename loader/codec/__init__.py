@@ -5,10 +5,13 @@ number rule made exact. The package, each module one concern, lower ones first (
 module imports only from those above it):
 
 - `limits`: CodecError, the 400 KB item, write units, string sizes;
-- `numbers`: `Num` (a JSON number's exact text), the number rules and sizes;
+- `numbers`: `Num` (a JSON number's exact text), the number rules and sizes, and
+  `normal_number`, the one text of a number's value, that keys, sets, comparisons
+  and routing all compare;
 - `parse`: JSON text → values with exact numbers, and the reasons for refusals;
 - `typed`: DynamoDB JSON checked, and sized;
-- `plain`: plain JSON → AttributeValues and sizes (the general path);
+- `plain`: plain JSON → AttributeValues and sizes (the general path), back again
+  (`to_plain`), and items compared as DynamoDB compares them (`same_item`);
 - `compiled`: the same conversion, compiled per record shape (the fast path);
 - `keys`: a table's key schema, the key of an item, the WCU of a put;
 - `wire`: a record → a checked `Write`, and its request as the bytes sent.
