@@ -13,14 +13,14 @@ from typing import Any
 
 from loader.backoff import Clock, SystemClock
 from loader.client import DynamoClient, open_client
-from loader.codec import Item
+from loader.codec import Item, to_plain
 from loader.config import LoadConfig
 from loader.errors import ConfigError, TableNotFound, TransientError
 from loader.metrics import LoadReport
 from loader.parallel import load_parallel
 from loader.pipeline import Job, ProgressCallback, connect
 from loader.sources import FORMATS
-from loader.verify import GetResult, VerifyReport, get_items, to_plain, verify
+from loader.verify import GetResult, VerifyReport, get_items, verify
 
 
 async def load(

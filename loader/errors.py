@@ -8,6 +8,8 @@
     │   ├── TransientError   may succeed if sent again: throttled, 5xx, a broken connection
     │   └── RequestRejected  refused for what the request holds (ValidationException, …)
     ├── TransportError       an answer cut off or malformed on the wire (loader.http)
+    ├── CodecError           a record DynamoDB would refuse: the reason (loader.codec)
+    │   └── MissingKey       it lacks a key attribute (attribute)
     ├── RetriesExhausted     operations DynamoDB kept refusing (operations, attempts)
     └── Aborted              the job stopped early: signal or --max-rejects (exit 3)
 

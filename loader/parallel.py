@@ -36,7 +36,6 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -44,7 +43,7 @@ import msgspec
 
 from loader.backoff import Clock, SystemClock
 from loader.client import DynamoClient, Resolved, WireClient, open_client, resolved_of
-from loader.codec import KeySchema, Num
+from loader.codec import KeySchema, Num, normal_number
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, LoaderError, Outcome, SourceError, first_of
 from loader.metrics import Counters, Histogram, LoadReport, Snapshot, report_of
@@ -100,7 +99,7 @@ def route(record: Record, default_table: str | None, schemas: dict[str, KeySchem
 
 def _shard(table: str, value: Any, n: int) -> int:
     if type(value) is int or type(value) is Num:
-        value = Decimal(value).normalize()  # 1 and 1.0 are one key: route them alike
+        value = normal_number(value)  # 1 and 1.0, 0 and -0 are one key: route them alike
     return zlib.crc32(f"{table}\x00{value}".encode()) % n
 
 

@@ -21,7 +21,7 @@ from loader.backoff import Backoff, Clock, RateLimiter
 from loader.batcher import MAX_BATCH_OPS, Batcher, Dispatch
 from loader.checkpoint import Checkpoint, Watermark, fingerprint
 from loader.client import DynamoClient, open_client
-from loader.codec import CodecError, Index, KeySchema, Write, encode
+from loader.codec import CodecError, Index, KeySchema, MissingKey, Write, encode
 from loader.config import LoadConfig
 from loader.errors import (
     Aborted,
@@ -483,7 +483,7 @@ class Job:
                 schema=schema,
             )
         except CodecError as exc:
-            if self._first and "is missing" in str(exc):
+            if self._first and isinstance(exc, MissingKey):
                 raise ConfigError(
                     f"The first record ({record.source}:{record.line}) does not carry the key of "
                     f"table {table!r} ({', '.join(schema.names)}): {exc}."

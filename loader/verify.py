@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from loader.backoff import Backoff, Clock, SystemClock
 from loader.batcher import Dispatch, batches
-from loader.codec import AttributeValue, Item, KeySchema, Write
+from loader.codec import Item, KeySchema, Write, same_item
 from loader.config import LoadConfig
 from loader.errors import RetriesExhausted, TransientError
 from loader.pipeline import Job, connect
@@ -160,28 +159,6 @@ class _Checker:
             }
 
 
-def _canonical(value: AttributeValue) -> Any:
-    ((kind, inner),) = value.items()
-    if kind == "N":
-        return ("N", Decimal(inner).normalize())
-    if kind == "NS":
-        return ("NS", frozenset(Decimal(n).normalize() for n in inner))
-    if kind in ("SS", "BS"):
-        return (kind, frozenset(inner))
-    if kind == "L":
-        return ("L", tuple(_canonical(v) for v in inner))
-    if kind == "M":
-        return ("M", {k: _canonical(v) for k, v in inner.items()})
-    return (kind, inner)
-
-
-def same_item(expected: Item, stored: Item) -> bool:
-    """Equal as DynamoDB sees it: numbers by value, sets unordered."""
-    if expected.keys() != stored.keys():
-        return False
-    return all(_canonical(expected[k]) == _canonical(stored[k]) for k in expected)
-
-
 @dataclass(frozen=True, slots=True)
 class GetResult:
     """What `get_items` read: items per table, capacity, and the calls it took."""
@@ -263,21 +240,3 @@ async def batch_get(
         rcu += sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
         request = response.get("UnprocessedKeys") or {}
     return GetResult(items=items, consumed_rcu=rcu, requests=attempt)
-
-
-def to_plain(value: AttributeValue) -> Any:
-    """A DynamoDB value as plain JSON-ready data; numbers stay exact (raw JSON fragments)."""
-    import orjson
-
-    ((kind, inner),) = value.items()
-    if kind == "N":
-        return orjson.Fragment(inner.encode())
-    if kind == "NS":
-        return [orjson.Fragment(n.encode()) for n in inner]
-    if kind == "M":
-        return {k: to_plain(v) for k, v in inner.items()}
-    if kind == "L":
-        return [to_plain(v) for v in inner]
-    if kind == "NULL":
-        return None
-    return inner  # S, B (base64 text), BOOL, SS, BS

@@ -17,9 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loader import codec
 from loader.codec import (
-    _SHAPES,
     MAX_ITEM_BYTES,
     CodecError,
     Index,
@@ -28,11 +26,17 @@ from loader.codec import (
     Num,
     Request,
     check_size,
+    compiled,
     encode,
     from_plain,
+    normal_number,
     number_size,
+    numbers,
+    parse,
     parse_json,
     put_entry,
+    same_item,
+    to_plain,
     typed_size,
     wcu,
 )
@@ -110,6 +114,64 @@ def test_a_huge_exponent_is_kept_as_text_and_refused_rather_than_becoming_inf() 
     assert parsed == "1e400"
     with pytest.raises(CodecError, match="out of DynamoDB's range"):
         from_plain(parse_json('{"n": 1e400}'))
+
+
+# --- one text per number: keys, number sets, comparisons and routing --------------
+
+# Two numbers DynamoDB keeps apart: they differ only in their 38th significant digit.
+THIRTY_EIGHT_DIGITS = "1234567890123456789012345.6789012345678"
+ITS_NEIGHBOUR = "1234567890123456789012345.6789012345679"
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["1", "1.0", "10E-1", "0.1e1", "+1", "1.000", "100e-2", 1],
+        ["0", "-0", "0.000", "0E+5", "-0.0e-3", 0],
+        ["-1.5", "-15E-1", "-1.50"],
+        [
+            THIRTY_EIGHT_DIGITS,
+            THIRTY_EIGHT_DIGITS + "0",
+            "12345678901234567890123456789012345678E-13",
+        ],
+        ["1E-130", "0.1E-129", "10E-131"],  # the smallest magnitude DynamoDB stores
+        [
+            "9.9999999999999999999999999999999999999E+125",
+            "99999999999999999999999999999999999999E+88",
+        ],
+    ],
+)
+def test_equal_numbers_have_one_normal_text(spellings: list[str | int]) -> None:
+    assert len({normal_number(spelling) for spelling in spellings}) == 1
+
+
+def test_numbers_that_differ_only_in_the_38th_digit_have_different_normal_texts() -> None:
+    # Decimal.normalize() in the default 28-digit context makes these one number.
+    assert normal_number(THIRTY_EIGHT_DIGITS) != normal_number(ITS_NEIGHBOUR)
+
+
+@st.composite
+def dynamodb_numbers(draw: st.DrawFn) -> tuple[str, int, int]:
+    """A number DynamoDB stores, as (sign, significand, exponent): up to 38 digits, its
+    magnitude from 1E-130 to 9.9…E+125."""
+    significand = draw(st.integers(min_value=1, max_value=10**38 - 2))
+    magnitude = draw(st.integers(min_value=-130, max_value=125))
+    return draw(st.sampled_from(["", "-"])), significand, magnitude - len(str(significand)) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(dynamodb_numbers(), st.integers(min_value=0, max_value=5))
+def test_every_spelling_of_a_number_has_one_normal_text_and_the_next_number_another(
+    number: tuple[str, int, int], zeros: int
+) -> None:
+    sign, significand, exponent = number
+    text = f"{sign}{significand}E{exponent}"
+    number_size(text)  # one DynamoDB stores
+    respelt = f"{sign}{significand}{'0' * zeros}E{exponent - zeros}"
+    plain_text = f"{Decimal(text):f}"
+    assert normal_number(text) == normal_number(respelt) == normal_number(plain_text)
+    assert Decimal(normal_number(text)) == Decimal(text)  # the same value, not a rounding
+    assert normal_number(f"{sign}{significand + 1}E{exponent}") != normal_number(text)
 
 
 # --- value types ------------------------------------------------------------------
@@ -208,7 +270,7 @@ def test_the_reason_does_not_come_from_the_parsers_wording(monkeypatch: pytest.M
     def reworded(data: bytes | str) -> Any:
         raise msgspec.DecodeError("Some new wording (at offset 1)")
 
-    monkeypatch.setattr(codec, "_decode", reworded)
+    monkeypatch.setattr(parse, "_decode", reworded)
     for data in samples:
         with pytest.raises(CodecError) as caught:
             parse_json(data)
@@ -447,6 +509,74 @@ def test_a_number_set_with_equal_numbers_in_different_spellings_is_refused() -> 
     # Measured: DynamoDB Local refuses NS ['1', '1.0'] ('Input collection contains duplicates').
     with pytest.raises(CodecError, match="a: NS holds duplicate values"):
         typed_size({"a": {"NS": ["1", "1.0"]}})
+
+
+# --- stored items read back (verify --compare, get) ------------------------------
+
+
+def test_items_dynamodb_holds_equal_are_the_same_item() -> None:
+    # Numbers by value at any depth, sets in any order.
+    sent = {
+        "n": {"N": "1.0"},
+        "z": {"N": "-0"},
+        "ns": {"NS": ["1", "2.50"]},
+        "ss": {"SS": ["a", "b"]},
+        "m": {"M": {"x": {"N": "10E-1"}, "l": {"L": [{"N": "1.50"}, {"S": "s"}]}}},
+    }
+    stored = {
+        "n": {"N": "1"},
+        "z": {"N": "0"},
+        "ns": {"NS": ["2.5", "1"]},
+        "ss": {"SS": ["b", "a"]},
+        "m": {"M": {"x": {"N": "1"}, "l": {"L": [{"N": "1.5"}, {"S": "s"}]}}},
+    }
+    assert same_item(sent, stored)
+
+
+def in_every_place(number: str) -> list[Item]:
+    """Items that hold `number` as a number, in a number set, and in a map in a list."""
+    return [
+        {"n": {"N": number}},
+        {"n": {"NS": ["1", number]}},
+        {"n": {"L": [{"M": {"n": {"N": number}}}]}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    list(zip(in_every_place(THIRTY_EIGHT_DIGITS), in_every_place(ITS_NEIGHBOUR), strict=True)),
+)
+def test_numbers_that_differ_only_in_the_38th_digit_make_different_items(
+    sent: Item, stored: Item
+) -> None:
+    # Decimal.normalize() in the default 28-digit context took these for one item.
+    assert not same_item(sent, stored)
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ({"a": {"S": "1"}}, {"a": {"N": "1"}}),  # another type
+        ({"a": {"S": "1"}}, {"a": {"S": "1"}, "b": {"S": "2"}}),  # another attribute
+        ({"l": {"L": [{"S": "1"}, {"S": "2"}]}}, {"l": {"L": [{"S": "2"}, {"S": "1"}]}}),
+    ],
+)
+def test_an_item_with_another_type_attribute_or_list_order_is_different(
+    sent: Item, stored: Item
+) -> None:
+    assert not same_item(sent, stored)
+
+
+def test_a_stored_item_reads_back_as_plain_json_with_its_numbers_exact() -> None:
+    stored = {
+        "n": {"N": "12345678901234567890123456789012345678"},
+        "ns": {"NS": ["0.1"]},
+        "m": {"M": {"l": {"L": [{"NULL": True}, {"BOOL": True}, {"S": "s"}]}}},
+    }
+    plain_json = orjson.dumps({name: to_plain(value) for name, value in stored.items()})
+    assert plain_json == (
+        b'{"n":12345678901234567890123456789012345678,"ns":[0.1],"m":{"l":[null,true,"s"]}}'
+    )
 
 
 # --- WCU and the 400 KB limit ---------------------------------------------------------
@@ -715,7 +845,7 @@ def test_a_compiled_record_shape_sends_the_bytes_of_the_general_path(text: str) 
     first = put_entry(parse_json(text))  # compiles this shape
     again = put_entry(parse_json(text))  # runs the compiled converter
     assert first == again == (wire(item), size)
-    assert record_shape(parse_json(text)) in _SHAPES
+    assert record_shape(parse_json(text)) in compiled._SHAPES
 
 
 def record_shape(record: dict[str, Any]) -> tuple[tuple[str, ...], tuple[type, ...]]:
@@ -726,20 +856,20 @@ def test_a_shape_with_a_value_the_general_path_refuses_is_refused_with_its_reaso
     for _ in range(2):
         with pytest.raises(CodecError, match="binary floats are refused"):
             put_entry({"PK": "p", "f": 1.5})
-    assert record_shape({"PK": "p", "f": 1.5}) not in _SHAPES
+    assert record_shape({"PK": "p", "f": 1.5}) not in compiled._SHAPES
 
 
 def test_records_past_the_shape_limit_still_convert_exactly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("loader.codec._SHAPES", {})
-    monkeypatch.setattr("loader.codec._BY_NAMES", {})
-    monkeypatch.setattr("loader.codec.MAX_SHAPES", 2)
+    monkeypatch.setattr(compiled, "_SHAPES", {})
+    monkeypatch.setattr(compiled, "_BY_NAMES", {})
+    monkeypatch.setattr(compiled, "MAX_SHAPES", 2)
     records = [{"PK": "p", f"a{i}": i, "s": "é"} for i in range(5)]
     for record in records:
         item, size = from_plain(record)
         assert put_entry(record) == (wire(item), size)
-    assert len(codec._SHAPES) == 2
+    assert len(compiled._SHAPES) == 2
 
 
 # As they stand inside a JSON string: each needs an escape on the wire too.
@@ -862,7 +992,12 @@ VALUES = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(NAMES, VALUES, max_size=8))
 def test_any_record_goes_on_the_wire_as_the_general_path_makes_it(record: dict[str, Any]) -> None:
-    for cache in (codec._SHAPES, codec._BY_NAMES, codec._NESTED, codec._NESTED_BY_NAMES):
+    for cache in (
+        compiled._SHAPES,
+        compiled._BY_NAMES,
+        compiled._NESTED,
+        compiled._NESTED_BY_NAMES,
+    ):
         cache.clear()  # every example compiles its own shapes, never past MAX_SHAPES
     try:
         item, size = from_plain(record)
@@ -929,13 +1064,13 @@ def test_a_number_is_sized_as_measured_whatever_was_sized_before(text: str, rng:
     # A text of the same shape (other non-zero digits) sized first: the text itself
     # must still get its own size, or its own refusal.
     twin = "".join(rng.choice("123456789") if c in "123456789" else c for c in text)
-    codec._DECIMAL_SIZES.clear()
+    numbers._DECIMAL_SIZES.clear()
     with contextlib.suppress(CodecError):
-        codec._decimal_size(twin)
+        numbers._decimal_size(twin)
     try:
         expected = number_size(text)
     except CodecError as refused:
         with pytest.raises(CodecError, match=re.escape(str(refused))):
-            codec._decimal_size(text)
+            numbers._decimal_size(text)
         return
-    assert codec._decimal_size(text) == expected
+    assert numbers._decimal_size(text) == expected

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from loader import errors
+from loader.codec import CodecError, MissingKey
 from loader.errors import LoaderError, Outcome
 from loader.metrics import Metrics
 
@@ -18,6 +19,13 @@ def test_every_error_the_loader_raises_on_purpose_is_a_loader_error() -> None:
     exceptions = [c for c in classes if issubclass(c, BaseException)]
     assert len(exceptions) >= 9
     assert all(issubclass(c, LoaderError) for c in exceptions)
+
+
+def test_a_records_refusal_is_a_loader_error_too() -> None:
+    assert issubclass(CodecError, LoaderError)
+    assert issubclass(MissingKey, CodecError)
+    assert "CodecError" in (errors.__doc__ or "")
+    assert "MissingKey" in (errors.__doc__ or "")
 
 
 def test_the_tree_is_drawn_in_the_modules_docstring() -> None:
