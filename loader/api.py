@@ -18,7 +18,8 @@ from loader.config import LoadConfig
 from loader.errors import ConfigError, TableNotFound, TransientError
 from loader.metrics import LoadReport
 from loader.parallel import load_parallel
-from loader.pipeline import Job, ProgressCallback, connect
+from loader.pipeline import Job, ProgressCallback
+from loader.preflight import connect
 from loader.sources import FORMATS
 from loader.verify import GetResult, VerifyReport, get_items, verify
 

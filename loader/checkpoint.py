@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from typing import Any
 
 from loader.errors import ConfigError
+
+log = logging.getLogger("ddb_loader")
 
 VERSION = 1
 FINGERPRINT_BYTES = 64 * 1024
@@ -110,3 +113,25 @@ class Checkpoint:
                 "contents): remove it or point --checkpoint elsewhere."
             )
         return int(data["records_done"])
+
+
+def resume_point(checkpoint: Checkpoint | None, resume: bool) -> int:
+    """How many leading records a job skips: those its checkpoint says are finished, when
+    it resumes (and says so).
+
+    Raises:
+        ConfigError: the checkpoint is unreadable or belongs to other input.
+    """
+    if checkpoint is None or not resume:
+        return 0
+    done = checkpoint.load()
+    if done is None:
+        log.warning("No checkpoint at %s yet: starting from the beginning.", checkpoint.path)
+        return 0
+    log.warning("Resuming: skipping the %d records already finished.", done)
+    return done
+
+
+def checkpoint_of(path: str | None, sources: list[tuple[str, str]]) -> Checkpoint | None:
+    """The checkpoint at `path` for these input files, or None without --checkpoint."""
+    return Checkpoint(path, fingerprint([p for p, _ in sources])) if path else None

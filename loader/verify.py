@@ -16,7 +16,8 @@ from loader.batcher import Dispatch, batches
 from loader.codec import Item, KeySchema, Write, same_item
 from loader.config import LoadConfig
 from loader.errors import RetriesExhausted, TransientError
-from loader.pipeline import Job, connect
+from loader.pipeline import Job
+from loader.preflight import connect
 
 MAX_GET_KEYS = 100
 MAX_PROBLEMS_KEPT = 10_000

@@ -1,0 +1,475 @@
+"""The main process of `--processes N`: it starts the writers, routes the input to them
+(or lets each read its own share), and merges their reports into one progress line,
+one checkpoint and one report."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import signal
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from loader.backoff import Clock
+from loader.checkpoint import checkpoint_of, resume_point
+from loader.client import DynamoClient, WireClient, resolved_of
+from loader.codec import KeySchema
+from loader.config import LoadConfig
+from loader.errors import Aborted, ConfigError, Outcome, SourceError
+from loader.metrics import (
+    Counters,
+    Events,
+    Histogram,
+    LoadReport,
+    Metrics,
+    Snapshot,
+    Subscriber,
+    report_of,
+)
+from loader.model import Reject
+from loader.parallel.child import RawBlock, Share, Shipped, Start, WriterReport, writer_process
+from loader.parallel.routing import KeyPeek, route
+from loader.pipeline import ProgressCallback
+from loader.prepare import Preparer, csv_types
+from loader.reading import Sources, numbered, numbered_lines, size_of
+from loader.rejects import RejectsFile
+from loader.sources import format_of
+from loader.sources.jsonl import jsonl_record
+
+
+@dataclasses.dataclass(slots=True)
+class _Writer:
+    """The main process's end of one writer process."""
+
+    process: Any
+    inbox: Connection  # main → writer
+    outbox: Connection  # writer → main
+    queue: asyncio.Queue[Shipped]
+    shipped: deque[tuple[int, int]] = dataclasses.field(default_factory=deque)  # (chunk, first)
+    sent_chunks: int = 0
+    report: WriterReport = dataclasses.field(default_factory=WriterReport)
+
+    def low(self) -> int | None:
+        """Lowest unfinished record of this writer, counting what is still in the pipe."""
+        while self.shipped and self.shipped[0][0] < self.report.received:
+            self.shipped.popleft()
+        lows = [self.shipped[0][1]] if self.shipped else []
+        if self.report.low is not None:
+            lows.append(self.report.low)
+        return min(lows) if lows else None
+
+    def finished(self, start: int) -> int:
+        """A writer that reads for itself: all records up to this one are through it."""
+        low = self.report.low
+        return low - 1 if low is not None else max(self.report.read, start)
+
+    async def ship(self, chunk: Shipped, first: int) -> None:
+        """Queue `chunk`, whose lowest record is `first`, for the pipe."""
+        self.shipped.append((self.sent_chunks, first))
+        self.sent_chunks += 1
+        await self.queue.put(chunk)
+
+
+def writer_config(config: LoadConfig) -> LoadConfig:
+    """What each writer process runs: one process's job, paced at its share of
+    --max-wcu (keys spread evenly over the writers by hash), with nothing of the
+    job as a whole (checkpoint, report, progress, --max-rejects, table creation)."""
+    n = config.processes
+    return dataclasses.replace(
+        config,
+        processes=1,
+        max_wcu=config.max_wcu / n if config.max_wcu is not None else None,
+        checkpoint=None,
+        resume=False,
+        report=None,
+        progress=False,
+        create_table=False,
+        max_rejects=None,
+    )
+
+
+async def load_parallel(
+    config: LoadConfig,
+    client: DynamoClient,
+    schemas: dict[str, KeySchema],
+    sources: Sources,
+    clock: Clock,
+    on_progress: ProgressCallback | None,
+    stop: asyncio.Event | None,
+) -> LoadReport:
+    """Run the job in `config.processes` writer processes.
+
+    Raises:
+        ConfigError: bad configuration found on the first record, or by a writer.
+        SourceError: an input could not be read to its end (the checkpoint is saved).
+    """
+    coordinator = Coordinator(config, schemas, sources, clock, on_progress, stop)
+    start = (
+        Start(await resolved_of(client), schemas, sources) if type(client) is WireClient else None
+    )
+    return await coordinator.run(start)
+
+
+class Coordinator:
+    """Routes the records to the writers and merges what they report."""
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        schemas: dict[str, KeySchema],
+        sources: Sources,
+        clock: Clock,
+        on_progress: ProgressCallback | None,
+        stop: asyncio.Event | None,
+    ) -> None:
+        self.config = config
+        self.schemas = schemas
+        self.sources = sources
+        self.clock = clock
+        self.on_progress = on_progress
+        self.stop = stop
+        self.n = config.processes
+        self.metrics = Metrics(clock.now())
+        self.events = Events([self.metrics])
+        self.checkpoint = checkpoint_of(config.checkpoint, sources)
+        self.skip = resume_point(self.checkpoint, config.resume)
+        self.rejects = RejectsFile(config.rejects)
+        self.preparer = Preparer(config, schemas, self._reject, first=self.skip == 0)
+        self.total_bytes = sum(size_of(p) for p, _ in sources)
+        self.peek = (
+            KeyPeek(config.table, schemas[config.table].hash_name, self.n)
+            if config.table and not config.templates
+            else None
+        )
+        self.raw = self.peek is not None and all(format_of(f).json_lines for _, f in sources)
+        # Files each writer can read itself (not stdin): the main process then reads nothing.
+        self.shared = self.raw and all(path != "-" for path, _ in sources)
+        self.done_before = self.skip  # shared reading: records no writer takes
+        self.last_seq = self.skip
+        self.writers: list[_Writer] = []
+        self.aborted = ""
+        self._window: deque[tuple[float, int, float]] = deque()
+        self._pool = ThreadPoolExecutor(2 * self.n, thread_name_prefix="pipe")
+
+    # ------------------------------------------------------------------ the whole run
+
+    async def run(self, start: Start | None) -> LoadReport:
+        """Start the writers, feed them, wait for them, and report."""
+        if self.shared:
+            try:
+                self.done_before = await self._check_first() if self.skip == 0 else self.skip
+            except Aborted as exc:  # --max-rejects, before any writer started
+                self.close()  # the checkpoint passes the lines rejected so far
+                return self.metrics.report(self.clock.now(), Outcome.ABORTED, str(exc))
+            except ConfigError:
+                self.close()
+                raise
+        self._start_writers(start)
+        try:
+            source_error = await self._supervise()
+        finally:
+            self._reap()
+        source_error = self._take_failures() or source_error
+        self.close()
+        if source_error is not None:  # as in one process: the checkpoint saved, no report
+            raise source_error
+        return self._report()
+
+    def _start_writers(self, start: Start | None) -> None:
+        context = multiprocessing.get_context("spawn")
+        child = writer_config(self.config)
+        table = self.config.table
+        for index in range(self.n):
+            share = None
+            if self.shared:
+                assert table is not None
+                hash_name = self.schemas[table].hash_name
+                share = Share(index, self.n, table, hash_name, self.done_before)
+            to_child, from_main = context.Pipe(duplex=False)
+            from_child, to_main = context.Pipe(duplex=False)
+            process = context.Process(
+                target=writer_process, args=(child, to_child, to_main, start, share), daemon=True
+            )
+            process.start()
+            to_child.close()
+            to_main.close()
+            self.writers.append(_Writer(process, from_main, from_child, asyncio.Queue(2)))
+
+    async def _supervise(self) -> SourceError | None:
+        """Feed and listen to the writers until all are done. Returns the input error
+        that ended the reading early, if one did (what was read still goes through).
+
+        Raises:
+            ConfigError: the first record does not fit the table.
+            asyncio.CancelledError: stopped at once (the checkpoint is saved first).
+        """
+        source_error: SourceError | None = None
+        cancelled = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                background = [group.create_task(self._tick()), group.create_task(self._watch())]
+                listeners = [group.create_task(self._listen(w)) for w in self.writers]
+                if self.shared:
+                    self.events.on_skipped(records=self.skip)
+                else:
+                    shippers = [group.create_task(self._ship(w)) for w in self.writers]
+                    source_error = await self._route()
+                    await asyncio.gather(*shippers)
+                await asyncio.gather(*listeners)
+                for task in background:
+                    task.cancel()
+        except* Aborted as caught:
+            self.aborted = self.aborted or str(caught.exceptions[0])
+            self._signal(signal.SIGTERM)
+        except* ConfigError as caught:  # the first record's checks, before anything was shipped
+            self._signal(signal.SIGKILL)
+            self.close()
+            raise caught.exceptions[0] from None
+        except* asyncio.CancelledError:
+            cancelled = True
+        if cancelled:
+            self._signal(signal.SIGKILL)
+            self.save()
+            raise asyncio.CancelledError  # bare, not in a group: the CLI says "stopped at once"
+        return source_error
+
+    def _reap(self) -> None:
+        for writer in self.writers:
+            writer.process.join(timeout=self.config.stop_grace_s + 5)
+            if writer.process.is_alive():
+                writer.process.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _take_failures(self) -> SourceError | None:
+        """What the writers' last reports say went wrong.
+
+        Raises:
+            ConfigError: a writer found the job cannot run (the checkpoint is saved).
+        """
+        failed: SourceError | None = None
+        for writer in self.writers:
+            ended = writer.report
+            if ended.kind == "config":
+                self.close()
+                raise ConfigError(ended.error)
+            if ended.kind == "source":
+                failed = failed or SourceError(ended.error, path=ended.path, line=ended.line)
+            elif ended.error:
+                self.aborted = self.aborted or ended.error
+            elif ended.outcome is Outcome.ABORTED:
+                self.aborted = self.aborted or ended.reason
+        return failed
+
+    def close(self) -> None:
+        """Save the checkpoint (rejects first) and close the rejects file."""
+        self.save()
+        self.rejects.close()
+
+    # ------------------------------------------------------------------ routing
+
+    async def _route(self) -> SourceError | None:
+        """Read the input here and queue each record for its writer; then the end for all."""
+        try:
+            await (self._route_lines() if self.raw else self._route_records())
+        except SourceError as exc:  # what was read still goes to the writers
+            return exc
+        finally:
+            for writer in self.writers:
+                await writer.queue.put(None)
+        return None
+
+    async def _route_lines(self) -> None:
+        """JSON lines to their writers unparsed; only the key is read here."""
+        assert self.peek is not None
+        shard_of = self.peek.shard
+        first = self.skip == 0
+        async for name, start, lines in numbered_lines(self.sources, self.skip, self.events):
+            self.events.on_read(records=len(lines))
+            blocks: list[RawBlock] = [(name, [], [], []) for _ in range(self.n)]
+            for seq, (number, raw) in enumerate(lines, start):
+                if first:
+                    # The checks that stop a job on its first record happen here, once, on
+                    # the first line that parses (as in one process).
+                    record = jsonl_record(name, number, raw)
+                    if isinstance(record, Reject):
+                        self._reject(seq, record)
+                        continue
+                    first = False
+                    if self.preparer.prepare(seq, record) is None:
+                        continue
+                _, seqs, numbers, raws = blocks[shard_of(raw)]
+                seqs.append(seq)
+                numbers.append(number)
+                raws.append(raw)
+            self.last_seq = max(self.last_seq, start + len(lines) - 1)
+            for writer, block in zip(self.writers, blocks, strict=True):
+                if block[1]:
+                    await writer.ship(block, block[1][0])
+            if self.stop is not None and self.stop.is_set():
+                return
+
+    async def _route_records(self) -> None:
+        """Parsed records to their writers, by the same hash."""
+        first = self.skip == 0
+        feed = numbered(self.sources, self.skip, csv_types(self.config, self.schemas), self.events)
+        async for chunk in feed:
+            shards: list[list[Any]] = [[] for _ in range(self.n)]
+            self.events.on_read(records=len(chunk))
+            for seq, item in chunk:
+                self.last_seq = seq
+                if isinstance(item, Reject):
+                    self._reject(seq, item)
+                    continue
+                if first:
+                    first = False
+                    if self.preparer.prepare(seq, item) is None:
+                        continue
+                shards[route(item, self.config.table, self.schemas, self.n)].append((seq, item))
+            for writer, shard in zip(self.writers, shards, strict=True):
+                if shard:
+                    await writer.ship(shard, shard[0][0])
+            if self.stop is not None and self.stop.is_set():
+                return
+
+    async def _check_first(self) -> int:
+        """The checks that stop a job on its first record, made here before any writer
+        starts, as one process makes them: lines that do not parse are rejected until one
+        does, and that record is checked. Returns the number of the last record handled
+        here (0: none), so that no writer takes them again."""
+        seq = 0
+        async for name, start, lines in numbered_lines(self.sources, 0, Subscriber()):
+            for seq, (number, raw) in enumerate(lines, start):
+                record = jsonl_record(name, number, raw)
+                if isinstance(record, Reject):
+                    self.events.on_read(records=1)  # read here: no writer takes it
+                    self._reject(seq, record)
+                    continue
+                if self.preparer.prepare(seq, record) is not None:
+                    return seq - 1  # checked: its writer reads and writes it
+                self.events.on_read(records=1)
+                return seq  # the check rejected it (a key of the wrong type, say)
+        return seq
+
+    def _reject(self, seq: int, reject: Reject) -> None:
+        self.last_seq = max(self.last_seq, seq)
+        self.rejects.add(reject.source, reject.line, reject.reason, reject.record)
+        self.events.on_rejected(records=1)
+        self._check_max_rejects()
+
+    def _check_max_rejects(self) -> None:
+        limit = self.config.max_rejects
+        if limit is not None and self._counts().rejected > limit:
+            raise Aborted(f"more than {limit} records rejected (--max-rejects)")
+
+    # ------------------------------------------------------------------ the writers' side
+
+    async def _ship(self, writer: _Writer) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await writer.queue.get()
+            try:
+                await loop.run_in_executor(self._pool, writer.inbox.send_bytes, pickle.dumps(chunk))
+            except OSError:
+                raise Aborted("a writer process stopped early") from None
+            if chunk is None:
+                return
+
+    async def _listen(self, writer: _Writer) -> None:
+        loop = asyncio.get_running_loop()
+        while not writer.report.final:
+            try:
+                data = await loop.run_in_executor(self._pool, writer.outbox.recv_bytes)
+            except (EOFError, OSError):
+                error = writer.report.error or "a writer process died"
+                writer.report = dataclasses.replace(writer.report, final=True, error=error)
+                return
+            writer.report = pickle.loads(data)
+            self._check_max_rejects()
+
+    def _signal(self, how: int) -> None:
+        for writer in self.writers:
+            if writer.process.is_alive() and writer.process.pid is not None:
+                os.kill(writer.process.pid, how)
+
+    async def _watch(self) -> None:
+        if self.stop is None:
+            return
+        await self.stop.wait()
+        self.aborted = self.aborted or "interrupted"
+        self._signal(signal.SIGTERM)
+
+    # ------------------------------------------------------------------ merging
+
+    def _counts(self) -> Counters:
+        """The main process's counts and the writers'; records read are the main
+        process's own unless each writer reads the input itself."""
+        counts = self.metrics.counters()
+        for writer in self.writers:
+            part = writer.report.counts
+            counts += part if self.shared else dataclasses.replace(part, records_read=0)
+        return counts
+
+    def watermark(self) -> int:
+        """Every record up to this one is finished, over all writers and the pipes."""
+        if not self.writers:  # stopped before they started: only what was handled here
+            return self.last_seq
+        if self.shared:
+            return min(w.finished(self.done_before) for w in self.writers)
+        lows = [low for w in self.writers if (low := w.low()) is not None]
+        return min(lows) - 1 if lows else self.last_seq
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            self._durable(self.watermark())
+
+    def _durable(self, records_done: int) -> None:
+        assert self.checkpoint is not None
+        self.rejects.sync()  # the main process's own rejects; the writers synced theirs
+        self.checkpoint.save(records_done)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_s)
+            if self.checkpoint is not None:  # off the event loop: fsync can take long
+                await asyncio.to_thread(self._durable, self.watermark())
+            if self.on_progress is not None:
+                self.on_progress(self._snapshot(), self.total_bytes)
+
+    def _snapshot(self) -> Snapshot:
+        now = self.clock.now()
+        counts = self._counts()
+        window = self._window
+        window.append((now, counts.written, counts.consumed_wcu))
+        while len(window) > 2 and window[0][0] < now - 5:
+            window.popleft()
+        span = max(now - window[0][0], 1e-9)
+        moving = len(window) > 1
+        if self.shared:
+            self.events.on_bytes(read=min(w.report.bytes_read for w in self.writers))
+        return Snapshot(
+            elapsed_s=now - self.metrics.started,
+            records_read=counts.records_read + counts.skipped_on_resume,
+            written=counts.written,
+            rejected=counts.rejected,
+            consumed_wcu=counts.consumed_wcu,
+            rate=(counts.written - window[0][1]) / span if moving else 0.0,
+            wcu_rate=(counts.consumed_wcu - window[0][2]) / span if moving else 0.0,
+            throttled_requests=counts.throttled_requests,
+            bytes_read=self.metrics.bytes_read,
+        )
+
+    def _report(self) -> LoadReport:
+        """The counts added up and the latency histograms merged, never averaged."""
+        latency = Histogram()
+        latency.merge(self.metrics.latency)
+        for writer in self.writers:
+            if writer.report.latency is not None:
+                latency.merge(writer.report.latency)
+        outcome = Outcome.ABORTED if self.aborted else Outcome.OK
+        elapsed = self.clock.now() - self.metrics.started
+        return report_of(self._counts(), latency, elapsed, outcome, self.aborted)

@@ -1,0 +1,140 @@
+"""What a job needs before it reads a record: its sources, a client, every table's key.
+
+Everything here may refuse the job with one ConfigError sentence, and does so before
+anything is read or written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from loader.client import DynamoClient, open_client
+from loader.codec import Index, KeySchema
+from loader.config import LoadConfig
+from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
+from loader.sources import detect_format, format_of
+
+
+@asynccontextmanager
+async def connect(
+    config: LoadConfig, client: DynamoClient | None
+) -> AsyncIterator[tuple[DynamoClient, list[tuple[str, str]], dict[str, KeySchema]]]:
+    """The client, the resolved sources and every table's key schema: all a job needs
+    to start, found (or refused with a ConfigError) before anything is read or written."""
+    sources = _resolve_sources(config)
+    async with AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(
+                open_client(
+                    endpoint_url=config.endpoint_url,
+                    region=config.region,
+                    profile=config.profile,
+                    connections=config.workers + 4,
+                )
+            )
+        yield client, sources, await preflight(client, config, sources)
+
+
+def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
+    """Every input file with its format's name: folders expanded, formats detected.
+
+    Raises:
+        ConfigError: a file is missing, a format unknown, or --table needed and absent.
+    """
+    resolved = []
+    for path in config.sources:
+        fmt = format_of(config.format if config.format != "auto" else detect_format(path))
+        if path != "-" and not os.path.exists(path):
+            raise ConfigError(f"Cannot read {path}: no such file or folder.")
+        if path == "-" and not fmt.stdin:
+            raise ConfigError(f"A {fmt.name} file cannot come from standard input: name it.")
+        for file in fmt.expand(path) if fmt.expand else [path]:
+            resolved.append((file, fmt.name))
+    if not resolved:
+        raise ConfigError("The sources hold no data files.")
+    if config.table is None and not all(format_of(f).names_tables for _, f in resolved):
+        raise ConfigError("--table is required (only request-items files name their tables).")
+    return resolved
+
+
+async def preflight(
+    client: DynamoClient, config: LoadConfig, sources: list[tuple[str, str]]
+) -> dict[str, KeySchema]:
+    """Describe (or create) every table the job writes to, before reading anything.
+
+    Raises:
+        ConfigError: a table is missing, or DynamoDB cannot be reached or refuses us.
+    """
+    tables = [config.table] if config.table else []
+    for path, name in sources:
+        listed = format_of(name).tables
+        if listed is not None:
+            tables += [t for t in listed(path) if t not in tables]
+    schemas = {}
+    for table in tables:
+        try:
+            if config.create_table:
+                await _create_table(client, table, config.keys)
+            description = (await client.describe_table(table))["Table"]
+        except TransientError as exc:
+            where = config.endpoint_url or "the AWS endpoint"
+            raise ConfigError(f"Cannot reach DynamoDB at {where}: {exc}.") from None
+        except TableNotFound:
+            raise ConfigError(
+                f"Table {table!r} does not exist at {config.endpoint_url or 'AWS'}"
+                " (create it first, or pass --create-table --key NAME:TYPE)."
+            ) from None
+        schemas[table] = schema_of(table, description)
+    return schemas
+
+
+def schema_of(table: str, description: dict[str, Any]) -> KeySchema:
+    """The KeySchema of a DescribeTable answer."""
+    types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
+    keys = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+    hash_name, range_name = keys["HASH"], keys.get("RANGE")
+    indexes = []
+    for spec in description.get("GlobalSecondaryIndexes", []) + description.get(
+        "LocalSecondaryIndexes", []
+    ):
+        names = tuple(k["AttributeName"] for k in spec["KeySchema"])
+        projection = spec.get("Projection", {})
+        projected: frozenset[str] | None = None
+        if projection.get("ProjectionType", "ALL") != "ALL":
+            projected = frozenset(
+                (
+                    hash_name,
+                    *([range_name] if range_name else []),
+                    *names,
+                    *projection.get("NonKeyAttributes", []),
+                )
+            )
+        indexes.append(Index(spec["IndexName"], names, projected))
+    return KeySchema(
+        table,
+        hash_name,
+        types[hash_name],
+        range_name,
+        types[range_name] if range_name else None,
+        tuple(indexes),
+    )
+
+
+async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[str, str]]) -> None:
+    keys = list(keys)
+    schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
+    if len(keys) > 1:
+        schema.append({"AttributeName": keys[1][0], "KeyType": "RANGE"})
+    try:
+        await client.create_table(
+            TableName=table,
+            KeySchema=schema,
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except RequestRejected as exc:
+        if exc.code != "ResourceInUseException":  # it exists already: fine
+            raise ConfigError(f"Cannot create table {table!r}: {exc}.") from None
