@@ -86,8 +86,8 @@ class RateLimiter:
     so an item bigger than the bucket still goes out, at the right pace.
 
     The bucket paces what is *sent*: refused WCU are not given back, so retries
-    count against the rate like fresh writes. (Refunding them, as this did once,
-    let a throttled table be sent ever more: 28-74% of requests came back throttled.)
+    count against the rate like fresh writes. (Refunded, they would let a throttled
+    table be sent ever more.)
 
     Adaptive mode is CUBIC (RFC 8312's curve, with WCU/s for the window):
     - It starts unlimited. Answers are judged in windows of half a second and 20
@@ -119,10 +119,9 @@ class RateLimiter:
     Why a share of *requests*, not of WCU: a table over its capacity has an empty
     bucket, so from then on nearly every request loses some items, however few;
     refusals that are not capacity (a flaky network, a hot key) hit a few requests
-    whatever the rate. Counting WCU could not tell the two apart: a 1% bar was cut
-    by random refusals again and again, and learning which refusals were noise
-    (as this did once) took capacity for noise about one run in eight and then ran
-    over it (14-78% of requests throttled). A request is the unit of waste, too:
+    whatever the rate. Counting WCU cannot tell the two apart: a low bar is cut by
+    random refusals again and again, and learning which refusals are noise mistakes
+    capacity for noise and then runs over it. A request is the unit of waste, too:
     a throttled request is one more round trip.
 
     Judged, and cut, on what was sent, not on the rate; and in quiet windows the

@@ -162,8 +162,9 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
     )
 
 
-# Spawning a writer process costs ~0.7 CPU-seconds of imports; at ~20,000 items per
-# CPU-second a second core pays that back from about 64 MB of catalog JSONL.
+# A writer process pays its start (a fresh interpreter and its imports) before it
+# writes anything: below this much input one process finishes first
+# (benchmarks/processes.py finds the crossing; benchmarks/README.md has its figures).
 AUTO_PROCESSES_BYTES = 64 << 20
 
 

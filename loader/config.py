@@ -11,9 +11,9 @@ MODES = ("put", "delete")
 CSV_TYPES = ("S", "N", "BOOL", "JSON")
 KEY_TYPES = ("S", "N", "B")
 
-# Measured by benchmarks/peers.py on DynamoDB Local (2 cores, 50,000 items): 32 workers
-# reached the server's own ceiling (3,192 items/s against 3,044 for pre-built requests),
-# 16 did not (2,578). Against AWS, latency is higher and more in flight helps further.
+# The fewest workers that reach DynamoDB Local's own ceiling in benchmarks/peers.py
+# (its figures are in benchmarks/README.md). Against AWS, latency is higher and more in
+# flight helps further (--workers).
 DEFAULT_WORKERS = 32
 DEFAULT_QUEUE_SIZE = 32
 

@@ -78,6 +78,26 @@ class _Connection(asyncio.Protocol):
 
     async def response(self) -> tuple[int, dict[bytes, bytes], bytes, bool]:
         """(status, headers with lower-case names, body, reusable) of one answer."""
+        status, version, headers = await self._head()
+        while 100 <= status < 200:  # 100 Continue and kin: the answer follows
+            status, version, headers = await self._head()
+        reusable = headers.get(b"connection", b"").lower() != b"close" and version != b"HTTP/1.0"
+        if status in (204, 304):
+            return status, headers, b"", reusable
+        if headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
+            return status, headers, await self._chunked(), reusable
+        length = headers.get(b"content-length")
+        if length is not None:
+            return status, headers, await self._sized(length), reusable
+        # Neither: the body runs to the end of the connection.
+        while not self.closed:
+            await self.more()
+        body = bytes(self.buffer)
+        self.buffer.clear()
+        return status, headers, body, False
+
+    async def _head(self) -> tuple[int, bytes, dict[bytes, bytes]]:
+        """(status, HTTP version, headers) of the next answer's head."""
         buffer = self.buffer
         while (end := buffer.find(b"\r\n\r\n")) < 0:
             if len(buffer) > MAX_HEAD:
@@ -99,34 +119,20 @@ class _Connection(asyncio.Protocol):
             name, colon, value = line.partition(b":")
             if colon:
                 headers[name.strip().lower()] = value.strip()
-        if 100 <= status < 200:
-            return await self.response()  # 100 Continue and kin: the answer follows
-        reusable = headers.get(b"connection", b"").lower() != b"close" and status_line[0] != (
-            b"HTTP/1.0"
-        )
-        if status in (204, 304):
-            return status, headers, b"", reusable
-        length = headers.get(b"content-length")
-        if headers.get(b"transfer-encoding", b"").lower().endswith(b"chunked"):
-            return status, headers, await self._chunked(), reusable
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                raise TransportError(f"bad Content-Length {length[:40]!r}") from None
-            while len(buffer) < size:
-                if self.closed:
-                    raise TransportError("the server closed the connection mid-answer")
-                await self.more()
-            body = bytes(buffer[:size])
-            del buffer[:size]
-            return status, headers, body, reusable
-        # Neither: the body runs to the end of the connection.
-        while not self.closed:
+        return status, status_line[0], headers
+
+    async def _sized(self, length: bytes) -> bytes:
+        size = int(length) if length.isdigit() else -1
+        if size < 0:
+            raise TransportError(f"bad Content-Length {length[:40]!r}")
+        buffer = self.buffer
+        while len(buffer) < size:
+            if self.closed:
+                raise TransportError("the server closed the connection mid-answer")
             await self.more()
-        body = bytes(buffer)
-        buffer.clear()
-        return status, headers, body, False
+        body = bytes(buffer[:size])
+        del buffer[:size]
+        return body
 
     async def _chunked(self) -> bytes:
         buffer = self.buffer
@@ -246,8 +252,8 @@ class HttpPool:
             TimeoutError: no connection, or no whole answer, within `timeout_s`.
         """
         conn = await self._connection(timeout_s)
-        # A timer on the connection, not asyncio.timeout(): that cost ~20 µs a request
-        # (of ~130 µs in all, measured against the zero-work endpoint). Waiting for a
+        # A timer on the connection, not asyncio.timeout(), whose context manager is a
+        # large share of a request's own CPU (benchmarks/client_cost.py). Waiting for a
         # free connection is not timed: the pool has a connection for every worker.
         timer = asyncio.get_running_loop().call_later(timeout_s, conn.expire)
         done = False

@@ -63,6 +63,8 @@ class Job:
         watermark: Watermarks | None = None,  # a writer process's own; it never checkpoints
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
+        """Build the stages, each from the ones before it. Long, and kept whole: it is
+        the one place where the order the stages are wired in can be read."""
         self.config = config
         self.client = client
         self.schemas = schemas

@@ -16,6 +16,7 @@ from loader.batcher import Dispatch, batches
 from loader.codec import Item, KeySchema, Write, same_item
 from loader.config import LoadConfig
 from loader.errors import RetriesExhausted, TransientError
+from loader.metrics import LoadReport
 from loader.pipeline import Job
 from loader.preflight import connect
 
@@ -75,21 +76,7 @@ async def verify(
             worker=make,
         )
         report = await job.run()
-        checker = checkers[0]
-        problems = sorted(checker.problems.values(), key=lambda p: p["seq"])
-        for problem in problems:
-            del problem["seq"]
-        return VerifyReport(
-            records_read=report.records_read,
-            checked=checker.checked,
-            missing=sum(1 for p in problems if p["problem"] == "missing"),
-            different=sum(1 for p in problems if p["problem"] != "missing"),
-            rejected=report.rejected,
-            consumed_rcu=round(checker.rcu, 3),
-            requests=checker.requests,
-            elapsed_s=report.elapsed_s,
-            problems=problems[:MAX_PROBLEMS_KEPT],
-        )
+        return checkers[0].report(report)
 
 
 class _Checker:
@@ -101,6 +88,23 @@ class _Checker:
         self.checked = 0
         self.rcu = 0.0
         self.requests = 0
+
+    def report(self, load: LoadReport) -> VerifyReport:
+        """What the check found, with the reading's counts from `load`."""
+        problems = sorted(self.problems.values(), key=lambda p: p["seq"])
+        for problem in problems:
+            del problem["seq"]
+        return VerifyReport(
+            records_read=load.records_read,
+            checked=self.checked,
+            missing=sum(1 for p in problems if p["problem"] == "missing"),
+            different=sum(1 for p in problems if p["problem"] != "missing"),
+            rejected=load.rejected,
+            consumed_rcu=round(self.rcu, 3),
+            requests=self.requests,
+            elapsed_s=load.elapsed_s,
+            problems=problems[:MAX_PROBLEMS_KEPT],
+        )
 
     async def run(self, dispatch: Dispatch) -> None:
         async for batch in batches(dispatch):

@@ -12,9 +12,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from loader.client import Signer, WireClient, _error
+from loader.client import WireClient, _error
 from loader.codec import Request
 from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
+from loader.sigv4 import Signer
 
 
 @pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
@@ -140,7 +141,7 @@ async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> Non
 def test_explicit_settings_resolve_as_botocore_resolves_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], region: str | None
 ) -> None:
-    from loader.client import from_environment, resolve
+    from loader.credentials import from_environment, resolve
 
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
@@ -160,7 +161,7 @@ def test_explicit_settings_resolve_as_botocore_resolves_them(
 
 
 def test_anything_less_explicit_is_left_to_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
-    from loader.client import from_environment
+    from loader.credentials import from_environment
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")

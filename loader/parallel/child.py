@@ -16,9 +16,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from loader.backoff import SystemClock
-from loader.client import DynamoClient, Resolved, open_client
+from loader.client import DynamoClient, open_client
 from loader.codec import KeySchema
 from loader.config import LoadConfig
+from loader.credentials import Resolved
 from loader.errors import ConfigError, LoaderError, Outcome, SourceError, first_of
 from loader.metrics import Counters, Histogram, LoadReport, Subscriber
 from loader.model import Record, Reject

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import multiprocessing
-import os
-import pickle
 import signal
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from typing import Any
 
 from loader.backoff import Clock
@@ -32,47 +27,15 @@ from loader.metrics import (
     report_of,
 )
 from loader.model import Reject
-from loader.parallel.child import RawBlock, Share, Shipped, Start, WriterReport, writer_process
+from loader.parallel.child import RawBlock, Share, Start
 from loader.parallel.routing import KeyPeek, route
+from loader.parallel.writers import Writers
 from loader.pipeline import ProgressCallback
 from loader.prepare import Preparer, csv_types
 from loader.reading import Sources, numbered, numbered_lines, size_of
 from loader.rejects import RejectsFile
 from loader.sources import format_of
 from loader.sources.jsonl import jsonl_record
-
-
-@dataclasses.dataclass(slots=True)
-class _Writer:
-    """The main process's end of one writer process."""
-
-    process: Any
-    inbox: Connection  # main → writer
-    outbox: Connection  # writer → main
-    queue: asyncio.Queue[Shipped]
-    shipped: deque[tuple[int, int]] = dataclasses.field(default_factory=deque)  # (chunk, first)
-    sent_chunks: int = 0
-    report: WriterReport = dataclasses.field(default_factory=WriterReport)
-
-    def low(self) -> int | None:
-        """Lowest unfinished record of this writer, counting what is still in the pipe."""
-        while self.shipped and self.shipped[0][0] < self.report.received:
-            self.shipped.popleft()
-        lows = [self.shipped[0][1]] if self.shipped else []
-        if self.report.low is not None:
-            lows.append(self.report.low)
-        return min(lows) if lows else None
-
-    def finished(self, start: int) -> int:
-        """A writer that reads for itself: all records up to this one are through it."""
-        low = self.report.low
-        return low - 1 if low is not None else max(self.report.read, start)
-
-    async def ship(self, chunk: Shipped, first: int) -> None:
-        """Queue `chunk`, whose lowest record is `first`, for the pipe."""
-        self.shipped.append((self.sent_chunks, first))
-        self.sent_chunks += 1
-        await self.queue.put(chunk)
 
 
 def writer_config(config: LoadConfig) -> LoadConfig:
@@ -151,10 +114,9 @@ class Coordinator:
         self.shared = self.raw and all(path != "-" for path, _ in sources)
         self.done_before = self.skip  # shared reading: records no writer takes
         self.last_seq = self.skip
-        self.writers: list[_Writer] = []
+        self.writers = Writers(self.n)
         self.aborted = ""
         self._window: deque[tuple[float, int, float]] = deque()
-        self._pool = ThreadPoolExecutor(2 * self.n, thread_name_prefix="pipe")
 
     # ------------------------------------------------------------------ the whole run
 
@@ -169,36 +131,24 @@ class Coordinator:
             except ConfigError:
                 self.close()
                 raise
-        self._start_writers(start)
+        shares: list[Share | None] = [None] * self.n
+        if self.shared:
+            assert self.config.table is not None
+            hash_name = self.schemas[self.config.table].hash_name
+            shares = [
+                Share(i, self.n, self.config.table, hash_name, self.done_before)
+                for i in range(self.n)
+            ]
+        self.writers.start(writer_config(self.config), start, shares)
         try:
             source_error = await self._supervise()
         finally:
-            self._reap()
+            self.writers.reap(self.config.stop_grace_s + 5)
         source_error = self._take_failures() or source_error
         self.close()
         if source_error is not None:  # as in one process: the checkpoint saved, no report
             raise source_error
         return self._report()
-
-    def _start_writers(self, start: Start | None) -> None:
-        context = multiprocessing.get_context("spawn")
-        child = writer_config(self.config)
-        table = self.config.table
-        for index in range(self.n):
-            share = None
-            if self.shared:
-                assert table is not None
-                hash_name = self.schemas[table].hash_name
-                share = Share(index, self.n, table, hash_name, self.done_before)
-            to_child, from_main = context.Pipe(duplex=False)
-            from_child, to_main = context.Pipe(duplex=False)
-            process = context.Process(
-                target=writer_process, args=(child, to_child, to_main, start, share), daemon=True
-            )
-            process.start()
-            to_child.close()
-            to_main.close()
-            self.writers.append(_Writer(process, from_main, from_child, asyncio.Queue(2)))
 
     async def _supervise(self) -> SourceError | None:
         """Feed and listen to the writers until all are done. Returns the input error
@@ -213,11 +163,14 @@ class Coordinator:
         try:
             async with asyncio.TaskGroup() as group:
                 background = [group.create_task(self._tick()), group.create_task(self._watch())]
-                listeners = [group.create_task(self._listen(w)) for w in self.writers]
+                listeners = [
+                    group.create_task(self.writers.listen(w, self._check_max_rejects))
+                    for w in self.writers.all
+                ]
                 if self.shared:
                     self.events.on_skipped(records=self.skip)
                 else:
-                    shippers = [group.create_task(self._ship(w)) for w in self.writers]
+                    shippers = [group.create_task(self.writers.feed(w)) for w in self.writers.all]
                     source_error = await self._route()
                     await asyncio.gather(*shippers)
                 await asyncio.gather(*listeners)
@@ -225,25 +178,18 @@ class Coordinator:
                     task.cancel()
         except* Aborted as caught:
             self.aborted = self.aborted or str(caught.exceptions[0])
-            self._signal(signal.SIGTERM)
+            self.writers.signal(signal.SIGTERM)
         except* ConfigError as caught:  # the first record's checks, before anything was shipped
-            self._signal(signal.SIGKILL)
+            self.writers.signal(signal.SIGKILL)
             self.close()
             raise caught.exceptions[0] from None
         except* asyncio.CancelledError:
             cancelled = True
         if cancelled:
-            self._signal(signal.SIGKILL)
+            self.writers.signal(signal.SIGKILL)
             self.save()
             raise asyncio.CancelledError  # bare, not in a group: the CLI says "stopped at once"
         return source_error
-
-    def _reap(self) -> None:
-        for writer in self.writers:
-            writer.process.join(timeout=self.config.stop_grace_s + 5)
-            if writer.process.is_alive():
-                writer.process.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _take_failures(self) -> SourceError | None:
         """What the writers' last reports say went wrong.
@@ -252,7 +198,7 @@ class Coordinator:
             ConfigError: a writer found the job cannot run (the checkpoint is saved).
         """
         failed: SourceError | None = None
-        for writer in self.writers:
+        for writer in self.writers.all:
             ended = writer.report
             if ended.kind == "config":
                 self.close()
@@ -279,7 +225,7 @@ class Coordinator:
         except SourceError as exc:  # what was read still goes to the writers
             return exc
         finally:
-            for writer in self.writers:
+            for writer in self.writers.all:
                 await writer.queue.put(None)
         return None
 
@@ -307,7 +253,7 @@ class Coordinator:
                 numbers.append(number)
                 raws.append(raw)
             self.last_seq = max(self.last_seq, start + len(lines) - 1)
-            for writer, block in zip(self.writers, blocks, strict=True):
+            for writer, block in zip(self.writers.all, blocks, strict=True):
                 if block[1]:
                     await writer.ship(block, block[1][0])
             if self.stop is not None and self.stop.is_set():
@@ -330,7 +276,7 @@ class Coordinator:
                     if self.preparer.prepare(seq, item) is None:
                         continue
                 shards[route(item, self.config.table, self.schemas, self.n)].append((seq, item))
-            for writer, shard in zip(self.writers, shards, strict=True):
+            for writer, shard in zip(self.writers.all, shards, strict=True):
                 if shard:
                     await writer.ship(shard, shard[0][0])
             if self.stop is not None and self.stop.is_set():
@@ -368,40 +314,12 @@ class Coordinator:
 
     # ------------------------------------------------------------------ the writers' side
 
-    async def _ship(self, writer: _Writer) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            chunk = await writer.queue.get()
-            try:
-                await loop.run_in_executor(self._pool, writer.inbox.send_bytes, pickle.dumps(chunk))
-            except OSError:
-                raise Aborted("a writer process stopped early") from None
-            if chunk is None:
-                return
-
-    async def _listen(self, writer: _Writer) -> None:
-        loop = asyncio.get_running_loop()
-        while not writer.report.final:
-            try:
-                data = await loop.run_in_executor(self._pool, writer.outbox.recv_bytes)
-            except (EOFError, OSError):
-                error = writer.report.error or "a writer process died"
-                writer.report = dataclasses.replace(writer.report, final=True, error=error)
-                return
-            writer.report = pickle.loads(data)
-            self._check_max_rejects()
-
-    def _signal(self, how: int) -> None:
-        for writer in self.writers:
-            if writer.process.is_alive() and writer.process.pid is not None:
-                os.kill(writer.process.pid, how)
-
     async def _watch(self) -> None:
         if self.stop is None:
             return
         await self.stop.wait()
         self.aborted = self.aborted or "interrupted"
-        self._signal(signal.SIGTERM)
+        self.writers.signal(signal.SIGTERM)
 
     # ------------------------------------------------------------------ merging
 
@@ -409,18 +327,18 @@ class Coordinator:
         """The main process's counts and the writers'; records read are the main
         process's own unless each writer reads the input itself."""
         counts = self.metrics.counters()
-        for writer in self.writers:
+        for writer in self.writers.all:
             part = writer.report.counts
             counts += part if self.shared else dataclasses.replace(part, records_read=0)
         return counts
 
     def watermark(self) -> int:
         """Every record up to this one is finished, over all writers and the pipes."""
-        if not self.writers:  # stopped before they started: only what was handled here
+        if not self.writers.all:  # stopped before they started: only what was handled here
             return self.last_seq
         if self.shared:
-            return min(w.finished(self.done_before) for w in self.writers)
-        lows = [low for w in self.writers if (low := w.low()) is not None]
+            return min(w.finished(self.done_before) for w in self.writers.all)
+        lows = [low for w in self.writers.all if (low := w.low()) is not None]
         return min(lows) - 1 if lows else self.last_seq
 
     def save(self) -> None:
@@ -450,7 +368,7 @@ class Coordinator:
         span = max(now - window[0][0], 1e-9)
         moving = len(window) > 1
         if self.shared:
-            self.events.on_bytes(read=min(w.report.bytes_read for w in self.writers))
+            self.events.on_bytes(read=min(w.report.bytes_read for w in self.writers.all))
         return Snapshot(
             elapsed_s=now - self.metrics.started,
             records_read=counts.records_read + counts.skipped_on_resume,
@@ -467,7 +385,7 @@ class Coordinator:
         """The counts added up and the latency histograms merged, never averaged."""
         latency = Histogram()
         latency.merge(self.metrics.latency)
-        for writer in self.writers:
+        for writer in self.writers.all:
             if writer.report.latency is not None:
                 latency.merge(writer.report.latency)
         outcome = Outcome.ABORTED if self.aborted else Outcome.OK
