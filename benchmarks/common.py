@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.catalog import products, write_jsonl
-from loader.local import free_port
+from tests.ddb_local import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # BENCH_RESULTS moves the output (run_all --quick writes to the git-ignored results/tmp/).
@@ -576,7 +576,7 @@ def null_endpoint() -> Iterator[str]:
 @contextlib.contextmanager
 def dynamodb_local() -> Iterator[str]:
     """DynamoDB Local (in memory, shared DB, no telemetry) on a free loopback port."""
-    from loader.local import dynamodb_local as start
+    from tests.ddb_local import dynamodb_local as start
 
     with start() as server:
         print(f"DynamoDB Local on {server.url}", flush=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 
 from benchmarks.catalog import products, write_jsonl
-from loader.local import dynamodb_local
+from tests.ddb_local import dynamodb_local
 
 TABLE = "demo-ecommerce-freetier"
 ITEMS = int(os.environ.get("DEMO_ITEMS", "100000"))

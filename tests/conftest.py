@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from hypothesis import settings
 
-from loader.local import DynamoDBLocal, find_jar
+from tests.ddb_local import DynamoDBLocal, find_jar
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="test",

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from loader.local import DynamoDBLocal
 from tests.conftest import TableFactory, run_cli, scan_table
+from tests.ddb_local import DynamoDBLocal
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,6 @@ from aiohttp import web
 
 from loader import LoadConfig, load
 from loader.errors import Outcome
-from loader.local import DynamoDBLocal
 from tests.conftest import (
     TableFactory,
     assert_table_equals,
@@ -36,6 +35,7 @@ from tests.conftest import (
     run_cli,
     stored,
 )
+from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration

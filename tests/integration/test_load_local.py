@@ -13,8 +13,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from benchmarks.catalog import CSV_TYPES, products, write_csv, write_jsonl
-from loader.local import DynamoDBLocal
 from tests.conftest import TableFactory, load_into, run_cli, scan_table
+from tests.ddb_local import DynamoDBLocal
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.catalog import products, write_jsonl
-from loader.local import free_port
+from tests.ddb_local import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from moto.server import ThreadedMotoServer
 
 from benchmarks.catalog import products, write_jsonl
 from loader import LoadConfig, load, verify
-from loader.local import free_port
 from tests.conftest import create_table, scan_table
+from tests.ddb_local import free_port
 from tests.integration.test_load_local import by_key, plain
 
 

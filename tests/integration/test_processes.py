@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from loader.local import DynamoDBLocal
 from tests.conftest import (
     TableFactory,
     load_into,
@@ -25,6 +24,7 @@ from tests.conftest import (
     scan_table,
     wait_until,
 )
+from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration

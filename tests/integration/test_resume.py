@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from loader.local import DynamoDBLocal
 from tests.conftest import (
     TableFactory,
     assert_table_equals,
@@ -34,6 +33,7 @@ from tests.conftest import (
     sync_client,
     wait_until,
 )
+from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from loader.local import DynamoDBLocal
 from tests.conftest import (
     TableFactory,
     records_done,
@@ -30,6 +29,7 @@ from tests.conftest import (
     scan_table,
     wait_until,
 )
+from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from loader.local import DynamoDBLocal
 from tests.conftest import TableFactory, load_into, run_cli, scan_table, sync_client
+from tests.ddb_local import DynamoDBLocal
 
 pytestmark = pytest.mark.integration
 

