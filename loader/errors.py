@@ -64,9 +64,23 @@ class ServiceError(LoaderError):
 class TransientError(ServiceError):
     """A request that may succeed if sent again: throttled, 5xx, or a broken connection."""
 
-    def __init__(self, message: str, *, throttled: bool, code: str = "", status: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        throttled: bool,
+        code: str = "",
+        status: int = 0,
+        reasons: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, code=code, status=status)
         self.throttled = throttled
+        self.reasons = reasons  # DynamoDB's ThrottlingReasons, when it gives them
+
+    @property
+    def key_range(self) -> bool:
+        """Throttled for a hot key range only (its keys back off), not the table's limit."""
+        return bool(self.reasons) and all("KeyRange" in reason for reason in self.reasons)
 
 
 class RequestRejected(ServiceError):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Protocol
 
-from loader.backoff import Backoff, Clock, RateLimiter
+from loader.backoff import Backoff, Clock
 from loader.batcher import MAX_BATCH_OPS, Batcher, Dispatch
 from loader.checkpoint import Watermark, checkpoint_of, resume_point
 from loader.client import DynamoClient
@@ -28,6 +28,7 @@ from loader.errors import Aborted, ConfigError, Outcome, SourceError, first_of
 from loader.ledger import Ledger, Watermarks
 from loader.metrics import Events, LoadReport, Metrics, Snapshot, Subscriber
 from loader.model import Reject
+from loader.pacing import Pacer
 from loader.prepare import Preparer, csv_types
 from loader.reading import Feed, Sources, numbered, size_of
 from loader.rejects import RejectsFile
@@ -242,7 +243,7 @@ def _default_worker(job: Job) -> Worker:
         schemas=job.schemas,
         outcomes=job.ledger,
         events=job.events,
-        limiter=RateLimiter(job.clock, max_wcu=config.max_wcu, adaptive=config.adaptive),
+        pacer=Pacer(job.clock, fixed=config.max_wcu, adaptive=config.adaptive),
         backoff=job.backoff,
         clock=job.clock,
         max_retries=config.max_retries,

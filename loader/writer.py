@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Protocol
 
-from loader.backoff import Backoff, Clock, RateLimiter
+from loader.backoff import Backoff, Clock
 from loader.batcher import Dispatch, batches
 from loader.client import DynamoClient
 from loader.codec import KeySchema, Write
 from loader.errors import RequestRejected, TransientError
 from loader.metrics import Subscriber
+from loader.pacing import Pacer
 
 
 class Outcomes(Protocol):
@@ -32,7 +33,7 @@ class Writer:
         schemas: dict[str, KeySchema],
         outcomes: Outcomes,
         events: Subscriber,
-        limiter: RateLimiter,
+        pacer: Pacer,
         backoff: Backoff,
         clock: Clock,
         max_retries: int,
@@ -41,7 +42,7 @@ class Writer:
         self._schemas = schemas
         self._outcomes = outcomes
         self._events = events
-        self._limiter = limiter
+        self._pacer = pacer
         self._backoff = backoff
         self._clock = clock
         self._max_retries = max_retries
@@ -60,24 +61,23 @@ class Writer:
         goes back to the dispatch to be resent after its backoff, so the worker is free
         for other keys meanwhile. Never raises for a bad item."""
         estimated = sum(w.wcu for w in batch)
-        await self._limiter.acquire(estimated)
+        await self._pacer.acquire(estimated)
         started = self._clock.now()
         try:
             response = await self._client.batch_write_item(_request_items(batch))
         except TransientError as exc:
             self._events.on_error(throttled=exc.throttled)
-            self._limiter.settle(
+            refused = estimated if exc.throttled else 0.0
+            self._pacer.settle(
                 taken=estimated,
                 consumed=0.0,
-                throttled=exc.throttled,
-                refused=estimated if exc.throttled else 0.0,
-                sent_at=started,
-                again=self._retried_wcu(batch) if exc.throttled else 0.0,
+                refused=refused,
+                key_range=refused if exc.key_range else 0.0,
             )
             self._again(batch, str(exc))
             return
         except RequestRejected as exc:
-            self._limiter.settle(taken=estimated, consumed=0.0, throttled=False, sent_at=started)
+            self._pacer.settle(taken=estimated, consumed=0.0)
             self._events.on_error(throttled=False)
             await self._bisect(batch, str(exc))
             return
@@ -125,13 +125,10 @@ class Writer:
             estimated=sum(w.wcu for w in done),
             unprocessed=len(left),
         )
-        self._limiter.settle(
+        self._pacer.settle(
             taken=estimated,
             consumed=accepted,
-            throttled=bool(left),
             refused=float(sum(w.wcu for w in left)),
-            sent_at=started,
-            again=self._retried_wcu(left),
         )
         if done:
             if self._attempts:
@@ -139,10 +136,6 @@ class Writer:
                     self._attempts.pop(write.seq, None)
             self._outcomes.written(done)
         return left
-
-    def _retried_wcu(self, writes: list[Write]) -> float:
-        attempts = self._attempts
-        return float(sum(w.wcu for w in writes if w.seq in attempts)) if attempts else 0.0
 
     def _unprocessed(self, pending: list[Write], unprocessed: dict[str, Any]) -> list[Write]:
         if not unprocessed:

@@ -1,0 +1,220 @@
+"""A table and loaders in virtual time, to test the pacing policy against each pattern of
+refusal the real service produces, in milliseconds and whatever the machine's load.
+
+The table admits items from a bucket holding one second of its capacity (which can
+change over time), refuses a share of items by chance whatever the rate (a flaky back
+end), and can hold one hot partition key with a budget of its own. Each loader is what
+the loader's workers do: batches of 25 with due retries first, at most one operation of
+a key in flight (so the hot key's items go one at a time), full-jitter backoff by
+attempts, a CPU that can prepare only so many items a second, and its own `Pacer`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from loader.backoff import Backoff
+from loader.pacing import Pacer
+
+BATCH = 25
+
+
+class _Sleep:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __await__(self) -> Any:
+        yield self
+
+
+class SimClock:
+    """Virtual time: a sleep yields to `run`'s scheduler."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> Any:
+        return _Sleep(max(0.0, seconds))
+
+
+@dataclass
+class Table:
+    capacity: Callable[[float], float | None] = lambda t: None  # WCU/s at time t; None: any
+    refuse: float = 0.0  # share of items refused by chance, whatever the rate
+    hot_rate: float | None = None  # WCU/s of the hot key (items whose number % 10 == 0)
+    reasons: bool = False  # answers say which refusals are a key range's (ThrottlingReasons)
+    seed: int = 7
+    rng: random.Random = field(init=False)
+    _tokens: float = field(init=False, default=-1.0)
+    _hot_tokens: float = field(init=False, default=-1.0)
+    _stamp: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def offer(self, now: float, items: list[int]) -> tuple[list[int], int]:
+        """The items refused, and how many of them for the hot key's budget."""
+        rate = self.capacity(now)
+        elapsed = now - self._stamp
+        self._stamp = now
+        if rate is not None:
+            self._tokens = rate if self._tokens < 0 else min(rate, self._tokens + elapsed * rate)
+        if self.hot_rate is not None:
+            hot = self.hot_rate
+            self._hot_tokens = (
+                hot if self._hot_tokens < 0 else min(hot, self._hot_tokens + elapsed * hot)
+            )
+        refused: list[int] = []
+        by_key = 0
+        for item in items:
+            if self.refuse and self.rng.random() < self.refuse:
+                refused.append(item)
+            elif item % 10 == 0 and self.hot_rate is not None and self._hot_tokens < 1:
+                refused.append(item)
+                by_key += 1
+            elif rate is not None and self._tokens < 1:
+                refused.append(item)
+            else:
+                if rate is not None:
+                    self._tokens -= 1
+                if item % 10 == 0 and self.hot_rate is not None:
+                    self._hot_tokens -= 1
+        return refused, by_key
+
+
+@dataclass
+class Loader:
+    """One loader process: `items` 1-WCU items (or endless), `workers` in flight."""
+
+    items: int | None = None
+    workers: int = 32
+    latency_s: float = 0.01
+    cpu_items_per_s: float = 4000.0  # what the client can prepare and send, unpaced
+    fixed: float | None = None  # --max-wcu
+    seed: int = 1
+    hot_keys: bool = False  # every tenth item has the one hot key
+    make_pacer: Callable[[SimClock], Pacer] | None = None  # another policy, for comparison
+    pacer: Pacer = field(init=False)
+    done_at: float | None = None
+    log: list[tuple[float, int, bool]] = field(default_factory=list)  # (when, accepted, refused)
+    written: int = 0
+
+    def start(self, clock: SimClock) -> None:
+        self.clock = clock
+        self.pacer = (
+            self.make_pacer(clock)
+            if self.make_pacer
+            else Pacer(clock, fixed=self.fixed, rng=random.Random(self.seed + 2))
+        )
+        self.rng = random.Random(self.seed)
+        self.backoff = Backoff(rng=random.Random(self.seed + 1))
+        self.fresh = 0
+        self.retries: list[tuple[float, int]] = []
+        self.attempts: dict[int, int] = {}
+        self.hot_busy = False  # one operation of the hot key in flight or waiting to retry
+        self.hot_waiting: list[int] = []
+        self.cpu_free = 0.0
+
+    def _fresh(self) -> int | None:
+        if self.hot_waiting and not self.hot_busy:
+            self.hot_busy = True
+            return self.hot_waiting.pop(0)
+        while self.items is None or self.fresh < self.items:
+            item = self.fresh
+            self.fresh += 1
+            if self.hot_keys and item % 10 == 0:
+                if self.hot_busy:
+                    self.hot_waiting.append(item)
+                    continue
+                self.hot_busy = True
+            return item
+        return None
+
+    def _take(self) -> list[int]:
+        batch: list[int] = []
+        while self.retries and self.retries[0][0] <= self.clock.t and len(batch) < BATCH:
+            batch.append(heapq.heappop(self.retries)[1])
+        while len(batch) < BATCH and (item := self._fresh()) is not None:
+            batch.append(item)
+        return batch
+
+    def finished(self) -> bool:
+        pending = self.retries or self.hot_waiting or self.hot_busy or self.attempts
+        return self.items is not None and self.fresh >= self.items and not pending
+
+    async def worker(self, table: Table, until: float) -> None:
+        clock = self.clock
+        while clock.t < until and self.done_at is None:
+            batch = self._take()
+            if not batch:
+                if self.finished():
+                    self.done_at = self.done_at or clock.t
+                    return
+                await clock.sleep(0.005)
+                continue
+            start = max(clock.t, self.cpu_free)
+            self.cpu_free = start + len(batch) / self.cpu_items_per_s
+            await clock.sleep(self.cpu_free - clock.t)
+            await self.pacer.acquire(len(batch))
+            await clock.sleep(self.latency_s * self.rng.uniform(0.7, 1.3))
+            refused, by_key = table.offer(clock.t, batch)
+            self.pacer.settle(
+                taken=len(batch),
+                consumed=len(batch) - len(refused),
+                refused=len(refused),
+                key_range=by_key if table.reasons else 0,
+            )
+            self.log.append((clock.t, len(batch) - len(refused), bool(refused)))
+            self.written += len(batch) - len(refused)
+            gone = set(refused)
+            for item in batch:
+                if item in gone:
+                    failed = self.attempts.get(item, 0) + 1
+                    self.attempts[item] = failed
+                    heapq.heappush(self.retries, (clock.t + self.backoff.delay(failed), item))
+                else:
+                    self.attempts.pop(item, None)
+                    if self.hot_keys and item % 10 == 0:
+                        self.hot_busy = False
+
+    def rate(self, start: float, end: float) -> float:
+        """Items accepted a second between `start` and `end`."""
+        return sum(n for t, n, _ in self.log if start <= t < end) / (end - start)
+
+    def refused_share(self, start: float, end: float) -> float:
+        """Share of requests that came back with items refused, between the two."""
+        answers = [r for t, _, r in self.log if start <= t < end]
+        return sum(answers) / max(1, len(answers))
+
+
+def run(table: Table, loaders: list[Loader], seconds: float) -> None:
+    """Run every loader's workers against `table` for `seconds` of virtual time (or
+    until each has written all its items)."""
+    clock = SimClock()
+    coroutines: dict[int, Coroutine[Any, Any, None]] = {}
+    queue: list[tuple[float, int]] = []
+    serial = 0
+    for loader in loaders:
+        loader.start(clock)
+        for w in range(loader.workers):
+            coroutines[serial] = loader.worker(table, seconds)
+            heapq.heappush(queue, (w * loader.latency_s / loader.workers, serial))
+            serial += 1
+    while queue:
+        t, i = heapq.heappop(queue)
+        clock.t = max(clock.t, t)
+        try:
+            pause = coroutines[i].send(None)
+        except StopIteration:
+            del coroutines[i]
+            continue
+        coroutines[serial] = coroutines.pop(i)
+        heapq.heappush(queue, (clock.t + pause.seconds, serial))
+        serial += 1
