@@ -226,6 +226,9 @@ class DeliveryRate:
         self._pace()
 
     def _cruise_window(self, now: _Sample) -> None:
+        """Judge a window of the cycle (a probe, a drain or a cruise) and set the next
+        pace. One function: the three judge against the same estimate, and the order
+        of the checks is the policy."""
         assert self.delivery is not None
         phase, base = self._phase, self.base_share
         accepted, share = now.accepted, now.share
