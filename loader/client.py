@@ -212,7 +212,13 @@ def _error(status: int, data: bytes, endpoint: str, table: str = "") -> Exceptio
     message = parsed.get("message") or parsed.get("Message") or data[:200].decode(errors="replace")
     text = f"{code or status}: {message}"
     if code in THROTTLE_CODES:
-        return TransientError(text, throttled=True, code=code, status=status)
+        reasons = parsed.get("ThrottlingReasons")
+        named = (
+            tuple(str(r.get("reason", "")) for r in reasons if isinstance(r, dict))
+            if isinstance(reasons, list)
+            else ()
+        )
+        return TransientError(text, throttled=True, code=code, status=status, reasons=named)
     if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
         return TransientError(text, throttled=False, code=code, status=status)
     if code == "ResourceNotFoundException":

@@ -60,6 +60,34 @@ def test_throttling_answers_are_transient_and_marked_throttled(code: str) -> Non
     assert error.throttled
 
 
+@pytest.mark.parametrize(
+    ("reasons", "key_range"),
+    [
+        (["TableWriteKeyRangeThroughputExceeded"], True),
+        (["TableWriteKeyRangeThroughputExceeded", "IndexWriteKeyRangeThroughputExceeded"], True),
+        (["TableWriteProvisionedThroughputExceeded"], False),
+        (["TableWriteKeyRangeThroughputExceeded", "TableWriteAccountLimitExceeded"], False),
+        ([], False),
+    ],
+)
+def test_throttling_reasons_tell_a_hot_key_range_from_the_table_s_limit(
+    reasons: list[str], key_range: bool
+) -> None:
+    body = orjson.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "message": "m",
+            "ThrottlingReasons": [
+                {"reason": r, "resource": "arn:aws:dynamodb:us-east-1:1:table/t"} for r in reasons
+            ],
+        }
+    )
+    error = _error(400, body, "http://x/")
+    assert isinstance(error, TransientError)
+    assert error.reasons == tuple(reasons)
+    assert error.key_range is key_range
+
+
 def test_server_errors_are_transient_but_not_throttling() -> None:
     for status, body in [(500, _body("InternalServerError")), (503, b""), (502, b"<html>")]:
         error = _error(status, body, "http://x/")
