@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.catalog import products, write_jsonl
-from tests.ddb_local import free_port
+from tests.ddb_local import free_port, terminate
 
 REPO = Path(__file__).resolve().parent.parent
 # BENCH_RESULTS moves the output (run_all --quick writes to the git-ignored results/tmp/).
@@ -565,12 +565,7 @@ def null_endpoint() -> Iterator[str]:
         wait_for_port(port, 15.0, lambda: proc.poll() is None)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 5)
 
 
 @contextlib.contextmanager

