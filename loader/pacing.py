@@ -28,6 +28,10 @@ The policy works in windows of half a second of answers (longer on a slow table)
   capacity, accepting well below the delivery rate, mean it fell; the search starts
   again from what was accepted. Random refusals, one hot key, a noisy window (judged
   against twice a window's spread by chance) do not cut.
+- **The loader's own limit.** A window that sent well below its pace (a busy CPU, a
+  slow source: "app-limited" in BBR's words) measured the loader, not the table: it is
+  over the capacity only if it refused far beyond the base share, a probe it could not
+  send is tried again, and what it refused is the base share.
 
 With `ThrottlingReasons` (DynamoDB names a hot key range apart from the table's own
 limit), refusals of a key range are those keys' business (their backoff paces them)
@@ -47,12 +51,12 @@ BURST_S = 0.2  # adapting, the bucket holds this much of the rate; fixed, one se
 MIN_RATE = 25.0  # one batch of 1 KB items a second
 WINDOW_S = 0.5
 MAX_WINDOW_S = 2.0  # a slow table's windows grow to gather answers, up to here
-MIN_ANSWERS = 8
+MIN_ANSWERS = 14  # fewer, and one refused request is a share of 7% or more
 NOISE = 0.02  # a share of refusals below this is no refusal at all
 SEARCH_STEP = 0.85  # searching, each window sends this much less...
 SEARCH_WINDOWS = 4  # ...for this many windows at most
 STABLE = 0.03  # shares this close, one window to the next, are the same...
-MAX_NOISE = 0.08  # ...or closer than twice their spread by chance, up to this
+MAX_NOISE = 0.12  # ...or closer than twice their spread by chance, up to this
 PROBES = (1.1, 1.2, 1.35, 1.5)  # each probe the table took is followed by a bolder one
 DRAIN_GAIN = 0.85  # the window after a probe, below the capacity
 CRUISE_GAIN = 0.95  # below the capacity: a bucket kept near empty refuses many requests
@@ -60,6 +64,7 @@ CRUISE = (6, 14)  # windows between probes: fewer after a probe the table took, 
 MANY_REQUESTS = 0.1  # this many more requests touched than at any rate: over capacity
 AT_CAPACITY = 0.04  # refused this much beyond the base share: over the capacity
 KNEE = 0.9  # a window that accepted less than this share of the delivery rate is below it
+LIMITED = 0.9  # a window that sent less than this share of its pace was the loader's limit
 FELL_TO = 0.8  # cruising over the capacity, and accepting less than this share: it fell
 
 
@@ -113,6 +118,7 @@ class TokenBucket:
 @dataclass(slots=True)
 class _Window:
     start: float
+    pace: float | None
     answers: int = 0
     sent: float = 0.0
     accepted: float = 0.0
@@ -129,6 +135,8 @@ class _Sample:
     share: float
     requests: float  # the share of answers that had something refused
     noise: float  # what the share can differ by from the last window's by chance
+    request_noise: float  # and the share of requests
+    limited: bool  # the loader sent well below its pace: its own limit, not the table's
 
 
 class DeliveryRate:
@@ -147,6 +155,7 @@ class DeliveryRate:
         self._chain: list[float] = []  # the delivery rate before each probe taken in a row
         self._full = 0.0  # searching: the accepted rate of the last window that refused
         self._searched = 0  # windows into the search
+        self._quiet = False  # searching, a window just refused nothing
         self._phase = 0  # windows since the last probe
         self._probe = 0
         self._cruise = CRUISE[0]
@@ -161,7 +170,7 @@ class DeliveryRate:
         if window is None:
             # An answer opens each window: rates are counted from one answer to the
             # next, never over a span that held a round trip and no answers.
-            self._window = _Window(now)
+            self._window = _Window(now, self._bucket.rate)
             return
         window.answers += 1
         window.sent += sent
@@ -177,12 +186,18 @@ class DeliveryRate:
             if self.delivery is None and share <= NOISE:
                 return
             requests = window.refused_answers / window.answers
-            sample = _Sample(window.sent / span, window.accepted / span, share, requests, 0.0)
-            # What one window's share can differ by with no change at all: refusals
+            sent_rate = window.sent / span
+            limited = window.pace is None or sent_rate < LIMITED * window.pace
+            # What one window's shares can differ by with no change at all: refusals
             # come a request at a time.
-            last_share = self._last.share if self._last else share
-            spread = max(share, last_share) * (1 - min(share, last_share))
-            sample.noise = min(MAX_NOISE, max(STABLE, 2 * math.sqrt(spread / window.answers)))
+            last = self._last or _Sample(0, 0, share, requests, 0, 0, limited)
+            spread = max(share, last.share) * (1 - min(share, last.share))
+            noise = min(MAX_NOISE, max(STABLE, 2 * math.sqrt(spread / window.answers)))
+            spread = max(requests, last.requests) * (1 - min(requests, last.requests))
+            request_noise = max(MANY_REQUESTS, 2 * math.sqrt(spread / window.answers))
+            sample = _Sample(
+                sent_rate, window.accepted / span, share, requests, noise, request_noise, limited
+            )
             if self.delivery is None or self.searching:
                 self._search(sample)
             else:
@@ -201,6 +216,7 @@ class DeliveryRate:
             self._set(SEARCH_STEP * accepted)
             return
         self._searched += 1
+        confirming, self._quiet = self._quiet, False
         # Long enough, the refusals that stay come at this rate too (a table shared
         # with other loaders is full whatever this one sends).
         if self._searched < SEARCH_WINDOWS:
@@ -209,16 +225,27 @@ class DeliveryRate:
                 self.delivery = self._full = accepted
                 self._set(SEARCH_STEP * accepted)
                 return
-            if share < last.share - now.noise and share > NOISE:
-                # Still refusing, and it takes what it can: send a little less than that.
+            if share < last.share - now.noise:
                 self._full = max(self._full, accepted)
-                self._set(SEARCH_STEP * accepted)
-                return
+                if share > NOISE:
+                    # Still refusing, and it takes what it can: send a little less.
+                    self._set(SEARCH_STEP * accepted)
+                    return
+                if not confirming:
+                    # Nothing refused: every refusal was the capacity's, or a window of
+                    # a few dozen answers had none by chance. One more says which.
+                    self._quiet = True
+                    return
         # As much refused at this rate as at the last: those refusals do not depend on
         # the rate. The capacity is what the table took while it refused more.
         self.searching = False
-        self.base_share = share
-        self.base_requests = now.requests
+        if abs(share - last.share) <= now.noise:
+            # Two windows measured it: one alone is a few dozen answers.
+            self.base_share = (share + last.share) / 2
+            self.base_requests = (now.requests + last.requests) / 2
+        else:
+            self.base_share = share
+            self.base_requests = now.requests
         self.delivery = max(accepted, last.accepted, self._full)
         self._full = 0.0
         # Probe soon: what the search found may be one hot key range's share.
@@ -234,10 +261,16 @@ class DeliveryRate:
         accepted, share = now.accepted, now.share
         # Over the capacity: more refused than at any rate; or, as a table whose bucket
         # hovers near empty does, a few items refused from many more requests.
-        over = share > base + max(AT_CAPACITY, now.noise)
-        over = over or now.requests > self.base_requests + MANY_REQUESTS
+        more = share > base + max(AT_CAPACITY, now.noise)
+        more = more or now.requests > self.base_requests + now.request_noise
+        clearly = share > base + 2 * max(AT_CAPACITY, now.noise)
+        # A window the loader could not fill (a busy CPU, a slow source) shows what the
+        # loader sent, not what the table takes: only a clear excess says "full".
+        over = clearly or (more and not now.limited)
         if phase == 0:  # a probe
-            grew = accepted > self.delivery * (1 + (PROBES[self._probe] - 1) / 2)
+            # What it took at the base share: a window's chance refusals are no limit.
+            took = accepted * (1 - base) / max(1 - share, 0.05)
+            grew = took > self.delivery * (1 + (PROBES[self._probe] - 1) / 2)
             if grew and not over:
                 # Taken whole: the capacity is more (or the table spent a burst it had
                 # saved up); probe again, bolder.
@@ -248,6 +281,10 @@ class DeliveryRate:
                 self._over.clear()
                 self._pace()
                 return
+            if not over and now.limited:
+                # The loader could not send the probe: it says nothing. Probe again.
+                self._pace()
+                return
             if over:
                 # The table was full: what it took is its capacity, and no more than
                 # before the last probe it took (that one may have spent a burst).
@@ -255,14 +292,13 @@ class DeliveryRate:
             self._chain.clear()
             self._probe = 0
             self._cruise = min(self._cruise + 4, CRUISE[1])
-        elif phase == 1:  # a drain, below the capacity
-            if not over and accepted < KNEE * self.delivery:
-                # It may drift (a flakier back end): learn it again below the capacity.
-                self.base_share += (share - base) / 2
-                self.base_requests += (now.requests - self.base_requests) / 2
-        elif over:
+        elif not more and ((phase == 1 and accepted < KNEE * self.delivery) or now.limited):
+            # Below the capacity (a drain, or the loader's own limit), what is refused
+            # is the base share; it may drift (a flakier back end): learn it again.
+            self.base_share += (share - base) / 2
+            self.base_requests += (now.requests - self.base_requests) / 2
+        elif over and phase != 1:
             self._over.append(accepted)
-            clearly = share > base + 2 * max(AT_CAPACITY, now.noise)
             if clearly or len(self._over) >= 2:
                 # Cruising over the capacity: it is what the table accepted meanwhile.
                 self._over.sort()

@@ -48,6 +48,7 @@ class SimClock:
 class Table:
     capacity: Callable[[float], float | None] = lambda t: None  # WCU/s at time t; None: any
     refuse: float = 0.0  # share of items refused by chance, whatever the rate
+    refuse_requests: float = 0.0  # share of requests with 1..all their items refused, by chance
     hot_rate: float | None = None  # WCU/s of the hot key (items whose number % 10 == 0)
     reasons: bool = False  # answers say which refusals are a key range's (ThrottlingReasons)
     seed: int = 7
@@ -73,6 +74,8 @@ class Table:
             )
         refused: list[int] = []
         by_key = 0
+        if self.refuse_requests and self.rng.random() < self.refuse_requests:
+            return items[: self.rng.randint(1, len(items))], 0
         for item in items:
             if self.refuse and self.rng.random() < self.refuse:
                 refused.append(item)
@@ -97,6 +100,7 @@ class Loader:
     workers: int = 32
     latency_s: float = 0.01
     cpu_items_per_s: float = 4000.0  # what the client can prepare and send, unpaced
+    busy: Callable[[float], float] = lambda t: 1.0  # the share of that CPU left at time t
     fixed: float | None = None  # --max-wcu
     seed: int = 1
     hot_keys: bool = False  # every tenth item has the one hot key
@@ -160,7 +164,7 @@ class Loader:
                 await clock.sleep(0.005)
                 continue
             start = max(clock.t, self.cpu_free)
-            self.cpu_free = start + len(batch) / self.cpu_items_per_s
+            self.cpu_free = start + len(batch) / (self.cpu_items_per_s * self.busy(start))
             await clock.sleep(self.cpu_free - clock.t)
             await self.pacer.acquire(len(batch))
             await clock.sleep(self.latency_s * self.rng.uniform(0.7, 1.3))

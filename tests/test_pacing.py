@@ -9,6 +9,7 @@ the random-refusal and hot-key ones by far.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -105,6 +106,10 @@ async def test_with_max_wcu_the_rate_never_adapts() -> None:
 # --- the policy, pattern by pattern ---------------------------------------------------------
 
 
+def unpaced(clock: Any) -> Pacer:
+    return Pacer(clock, fixed=None, adaptive=False)
+
+
 def unrefused_rate() -> float:
     """Items a second of the simulated loader against a table that refuses nothing."""
     baseline = Loader()
@@ -128,6 +133,29 @@ def test_random_refusals_do_not_drive_the_rate_to_the_floor(share: float, at_lea
     ratio = loader.rate(5, 30) / unrefused_rate()
     assert ratio >= at_least
     assert ratio == pytest.approx(1 - share, abs=0.05)
+
+
+def a_busy_neighbour(seed: int) -> Callable[[float], float]:
+    """The share of the CPU left to the loader: from 30% to all of it, each half second."""
+    rng = random.Random(seed)
+    levels = [rng.uniform(0.3, 1.0) for _ in range(100)]
+    return lambda t: levels[int(2 * t)]
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_chance_refusals_beside_a_busy_cpu_do_not_hold_the_rate_down(seed: int) -> None:
+    # The fault-proxy test's pattern (tests/integration/test_faults.py): 7% of requests
+    # come back with some of their items refused by chance, and the loader itself slows
+    # and speeds up with a neighbour on its CPU. A window that sent less because the
+    # loader could not send more is no sign that the table is full.
+    rates = []
+    for make_pacer in (unpaced, None):
+        loader = Loader(
+            seed=seed, cpu_items_per_s=2500, busy=a_busy_neighbour(seed), make_pacer=make_pacer
+        )
+        run(Table(refuse_requests=0.07, seed=seed), [loader], 12)
+        rates.append(loader.rate(3, 12))
+    assert rates[1] >= 0.85 * rates[0]
 
 
 @pytest.mark.parametrize("latency_s", [0.01, 0.1])

@@ -561,7 +561,7 @@ async def test_adaptive_rate_is_not_collapsed_by_sporadic_faults(
         for name, (mean, seconds) in rates.items()
     )
     print(f"sporadic faults: {measured}")
-    # Measured at 99-116% (2026-11-26, 9 runs, some beside a busy CPU): ~7% of requests
-    # refused by chance stay under the quarter of a window's requests that cuts. (The
-    # limiter that judged the share of WCU refused kept 40-92%.)
+    # ~7% of requests refused by chance, judged against a window's spread by chance,
+    # are no sign of a full table; nor are the windows in which a busy CPU sent less
+    # (tests/test_pacing.py has this pattern in virtual time).
     assert rates["adaptive"][0] >= 0.7 * rates["fixed"][0], measured
