@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -62,6 +63,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-wcu", type=float, help="cap consumed write capacity per second")
     parser.add_argument("--max-retries", type=int, default=10)
+    parser.add_argument(
+        "--give-up-after",
+        metavar="DURATION",
+        default="15m",
+        help="stop (with the checkpoint) when DynamoDB has not answered at all for this "
+        "long: seconds, or 90s, 15m, 1h (default 15m)",
+    )
     parser.add_argument("--rejects", metavar="FILE", help="JSONL file for rejected records")
     parser.add_argument("--max-rejects", type=int, metavar="N", help="abort after N rejects")
     parser.add_argument("--checkpoint", metavar="FILE", help="record progress for --resume")
@@ -124,6 +132,17 @@ def _pairs(values: Sequence[str], flag: str, sep: str = "=") -> list[tuple[str, 
     return pairs
 
 
+_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _seconds(value: str, flag: str) -> float:
+    """A duration: seconds, or a number with s, m (min) or h."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", value)
+    if found is None:
+        raise ConfigError(f"{flag} {value!r}: expected a duration, e.g. 900, 90s, 15m, 1h.")
+    return float(found[1]) * _UNITS[found[2]]
+
+
 def config_from(args: argparse.Namespace) -> LoadConfig:
     """The LoadConfig the flags describe.
 
@@ -150,6 +169,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         queue_size=args.queue_size,
         max_wcu=args.max_wcu,
         max_retries=args.max_retries,
+        give_up_after_s=_seconds(args.give_up_after, "--give-up-after"),
         rejects=args.rejects,
         max_rejects=args.max_rejects,
         checkpoint=args.checkpoint,
@@ -198,6 +218,8 @@ class Progress:
             done = min(snap.bytes_read / total_bytes, 1.0)
             eta = snap.elapsed_s * (1 - done) / done if done else 0.0
             line += f"  {done:6.1%}  ETA {_duration(eta)}"
+        if snap.unavailable_s:
+            line += f"  DynamoDB unavailable for {snap.unavailable_s:,.0f} s, waiting"
         if self._tty:
             self._stream.write(f"\r{line}\x1b[K")
         else:
@@ -294,6 +316,9 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
             f"{result.elapsed_s:.2f} s",
             file=sys.stderr,
         )
+        if result.stopped:
+            print(f"ddb-loader: verify stopped short, the rest unchecked: {result.stopped}",
+                  file=sys.stderr)  # fmt: skip
         return result.exit_status
     progress = Progress(sys.stderr) if config.progress else None
     stop = asyncio.Event()

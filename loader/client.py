@@ -49,6 +49,19 @@ THROTTLE_CODES = frozenset(
         "TooManyRequestsException",
     }
 )
+# Refusals of the moment, not of the request: sent again later, they succeed.
+RETRYABLE_CODES = frozenset(
+    {
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ReplicatedWriteConflictException",  # multi-Region strongly consistent tables
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "LimitExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 CREDENTIAL_CODES = frozenset(
     {
         "UnrecognizedClientException",
@@ -148,13 +161,13 @@ class WireClient:
                 f"connection to {self._endpoint} failed ({reason})", throttled=False
             ) from exc
         crc = answer.get(b"x-amz-crc32")
-        if crc is not None and int(crc) != zlib.crc32(data) & 0xFFFFFFFF:
+        # A header that is no number was corrupted too.
+        if crc is not None and (not crc.strip().isdigit() or int(crc) != zlib.crc32(data)):
             raise TransientError(
                 "response failed its CRC32 check (corrupted in transit)", throttled=False
             )
         if status == 200:
-            result: dict[str, Any] = orjson.loads(data) if data else {}
-            return result
+            return _result(data, self._endpoint)
         raise _error(status, data, self._endpoint, str(payload.get("TableName", "")))
 
     async def frozen_credentials(self) -> Any:
@@ -166,9 +179,22 @@ class WireClient:
         now = time.monotonic()
         if self._frozen is None or now >= self._frozen_until:
             # Refreshable credentials (SSO, roles) renew themselves here when near expiry.
-            self._frozen = await asyncio.to_thread(self._credentials.get_frozen_credentials)
+            try:
+                self._frozen = await asyncio.to_thread(self._credentials.get_frozen_credentials)
+            except Exception as exc:  # botocore's, of many kinds: a refresh that failed
+                if self._frozen is not None and not self._expired():
+                    self._frozen_until = now + 1.0  # the old ones still sign: try again soon
+                    return self._frozen
+                raise TransientError(
+                    f"the credentials could not be refreshed ({type(exc).__name__}: {exc})",
+                    throttled=False,
+                ) from exc
             self._frozen_until = now + CREDENTIALS_CHECK_S
         return self._frozen
+
+    def _expired(self) -> bool:
+        expiry = self.credentials_expiry()
+        return expiry is not None and expiry <= time.time()
 
     def credentials_expiry(self) -> float | None:
         """When the credentials expire (epoch seconds); None: they do not."""
@@ -203,11 +229,38 @@ def _encoded(value: Any) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to DynamoDB")
 
 
+def _result(data: bytes, endpoint: str) -> dict[str, Any]:
+    """A 200's body. One that is no JSON object did not come whole from DynamoDB (a
+    proxy's page, a cut body): sent again, the request gets DynamoDB's answer."""
+    try:
+        result = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        raise TransientError(
+            f"{endpoint} answered 200 with a body that is not DynamoDB's: {_snippet(data)}",
+            throttled=False,
+        )
+    return result
+
+
+def _snippet(data: bytes) -> str:
+    return " ".join(data[:120].decode(errors="replace").split()) or "(empty)"
+
+
 def _error(status: int, data: bytes, endpoint: str, table: str = "") -> Exception:
     try:
         parsed = orjson.loads(data) if data else {}
     except orjson.JSONDecodeError:
-        parsed = {}
+        parsed = None
+    if not isinstance(parsed, dict) or "__type" not in parsed:
+        # Not DynamoDB's answer (an HTML page from a proxy or a load balancer): it says
+        # nothing about the request, so the request is sent again.
+        return TransientError(
+            f"HTTP {status} from {endpoint}, not from DynamoDB: {_snippet(data)}",
+            throttled=status == 429,
+            status=status,
+        )
     code = str(parsed.get("__type", "")).rsplit("#", 1)[-1]
     message = parsed.get("message") or parsed.get("Message") or data[:200].decode(errors="replace")
     text = f"{code or status}: {message}"
@@ -219,7 +272,9 @@ def _error(status: int, data: bytes, endpoint: str, table: str = "") -> Exceptio
             else ()
         )
         return TransientError(text, throttled=True, code=code, status=status, reasons=named)
-    if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
+    if status == 429:
+        return TransientError(text, throttled=True, code=code, status=status)
+    if status >= 500 or status == 409 or code in RETRYABLE_CODES:
         return TransientError(text, throttled=False, code=code, status=status)
     if code == "ResourceNotFoundException":
         return TableNotFound(

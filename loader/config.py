@@ -45,6 +45,7 @@ class LoadConfig:
     queue_size: int = DEFAULT_QUEUE_SIZE
     max_wcu: float | None = None
     max_retries: int = 10
+    give_up_after_s: float = 900.0  # DynamoDB not answering at all for this long: stop
     backoff_base_s: float = 0.05
     backoff_cap_s: float = 5.0
     adaptive: bool = True
@@ -76,6 +77,8 @@ class LoadConfig:
         _positive("--processes", self.processes)
         if self.max_retries < 0:
             raise ConfigError("--max-retries must be 0 or more.")
+        if self.give_up_after_s <= 0:
+            raise ConfigError("--give-up-after must be a positive duration (900, 90s, 15m, 1h).")
         if self.max_wcu is not None and self.max_wcu <= 0:
             raise ConfigError("--max-wcu must be a positive number of write capacity units.")
         if self.max_rejects is not None and self.max_rejects < 0:

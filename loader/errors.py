@@ -11,7 +11,8 @@
     ├── CodecError           a record DynamoDB would refuse: the reason (loader.codec)
     │   └── MissingKey       it lacks a key attribute (attribute)
     ├── RetriesExhausted     operations DynamoDB kept refusing (operations, attempts)
-    └── Aborted              the job stopped early: signal or --max-rejects (exit 3)
+    └── Aborted              the job stopped early: signal, --max-rejects or
+                             --max-retries (outcome; exit 3)
 
 Foreign errors (botocore, sockets, OSError) are translated in `loader.client` and
 `loader.sources`, never deeper, so every message a user sees is ours. Code decides on
@@ -100,18 +101,6 @@ class RetriesExhausted(LoaderError):
         self.attempts = attempts
 
 
-class Aborted(LoaderError):
-    """The job stopped before the end of its input (signal or --max-rejects)."""
-
-
-def first_of(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first real exception in a (nested) exception group: task groups nest them."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
 class Outcome(enum.Enum):
     """How a job ended. The exit status follows from it and from the rejects."""
 
@@ -124,3 +113,21 @@ class Outcome(enum.Enum):
     def stopped_early(self) -> bool:
         """Records may still be pending: `--resume` goes on (exit 3)."""
         return self in (Outcome.ABORTED, Outcome.RETRIES_EXHAUSTED)
+
+
+class Aborted(LoaderError):
+    """The job stopped before the end of its input: a signal or --max-rejects
+    (`Outcome.ABORTED`), or a write DynamoDB kept refusing past --max-retries
+    (`Outcome.RETRIES_EXHAUSTED`). Either way its records are pending, not rejected."""
+
+    def __init__(self, message: str, outcome: Outcome = Outcome.ABORTED) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def first_of(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first real exception in a (nested) exception group: task groups nest them."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

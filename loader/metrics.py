@@ -63,7 +63,6 @@ class Counters:
     items_written: int = 0
     deletes_written: int = 0
     rejected: int = 0
-    gave_up: int = 0  # rejected after --max-retries (also counted in `rejected`)
     skipped_on_resume: int = 0
     requests: int = 0
     unprocessed_retries: int = 0
@@ -138,6 +137,7 @@ class Snapshot:
     wcu_rate: float
     throttled_requests: int
     bytes_read: int
+    unavailable_s: float = 0.0  # how long DynamoDB has not answered at all, if it has not
 
 
 class Subscriber:
@@ -169,8 +169,11 @@ class Subscriber:
     def on_error(self, *, throttled: bool) -> None:
         """A request failed as a whole (throttled, or another error to retry)."""
 
-    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
-        """`records` went to the rejects file (`gave_up`: after --max-retries)."""
+    def on_rejected(self, *, records: int) -> None:
+        """`records` went to the rejects file."""
+
+    def on_health(self, *, down_since: float | None) -> None:
+        """DynamoDB stopped answering at `down_since` (None: it answers again)."""
 
     def on_dry_run(self, *, estimated: float) -> None:
         """A request that --dry-run counted instead of sending."""
@@ -202,9 +205,13 @@ class Events(Subscriber):
         for subscriber in self._subscribers:
             subscriber.on_error(throttled=throttled)
 
-    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
+    def on_rejected(self, *, records: int) -> None:
         for subscriber in self._subscribers:
-            subscriber.on_rejected(records=records, gave_up=gave_up)
+            subscriber.on_rejected(records=records)
+
+    def on_health(self, *, down_since: float | None) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_health(down_since=down_since)
 
     def on_dry_run(self, *, estimated: float) -> None:
         for subscriber in self._subscribers:
@@ -220,7 +227,7 @@ class Metrics(Subscriber):
         self.items_written = 0
         self.deletes_written = 0
         self.rejected = 0
-        self.gave_up = 0
+        self.down_since: float | None = None
         self.skipped_on_resume = 0
         self.requests = 0
         self.unprocessed_retries = 0
@@ -271,10 +278,11 @@ class Metrics(Subscriber):
         else:
             self.errors_retried += 1
 
-    def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
+    def on_rejected(self, *, records: int) -> None:
         self.rejected += records
-        if gave_up:
-            self.gave_up += records
+
+    def on_health(self, *, down_since: float | None) -> None:
+        self.down_since = down_since
 
     def on_dry_run(self, *, estimated: float) -> None:
         self.requests += 1
@@ -287,7 +295,6 @@ class Metrics(Subscriber):
             items_written=self.items_written,
             deletes_written=self.deletes_written,
             rejected=self.rejected,
-            gave_up=self.gave_up,
             skipped_on_resume=self.skipped_on_resume,
             requests=self.requests,
             unprocessed_retries=self.unprocessed_retries,
@@ -313,6 +320,7 @@ class Metrics(Subscriber):
             wcu_rate=wcu / span,
             throttled_requests=self.throttled_requests,
             bytes_read=self.bytes_read,
+            unavailable_s=0.0 if self.down_since is None else now - self.down_since,
         )
 
     def report(self, now: float, outcome: Outcome = Outcome.OK, reason: str = "") -> LoadReport:
@@ -327,9 +335,6 @@ def report_of(
     reason: str = "",
 ) -> LoadReport:
     """The report of what was counted (in one process, or merged from many)."""
-    if outcome is Outcome.OK and counts.gave_up:
-        outcome = Outcome.RETRIES_EXHAUSTED
-        reason = f"DynamoDB kept refusing {counts.gave_up:,} records (they are in the rejects file)"
     elapsed = max(elapsed_s, 1e-9)
     return LoadReport(
         records_read=counts.records_read + counts.skipped_on_resume,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from typing import Protocol
 
 from loader.backoff import Backoff, Clock
@@ -25,6 +25,7 @@ from loader.client import DynamoClient
 from loader.codec import KeySchema
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, Outcome, SourceError, first_of
+from loader.health import Health
 from loader.ledger import Ledger, Watermarks
 from loader.metrics import Events, LoadReport, Metrics, Snapshot, Subscriber
 from loader.model import Reject
@@ -85,6 +86,7 @@ class Job:
             self.rejects,
             watermark or self._watermark,
             config.max_rejects,
+            self.request_stop,
         )
         # Only the job that reads the input from its start sees its first record.
         self.preparer = Preparer(
@@ -95,6 +97,7 @@ class Job:
         self.worker = (worker or _default_worker)(self)
         self.total_bytes = sum(size_of(p) for p, _ in sources)
         self._stopping: str | None = None
+        self._outcome = Outcome.ABORTED
         self._deadline: asyncio.Timeout | None = None
 
     async def run(self, stop: asyncio.Event | None = None) -> LoadReport:
@@ -115,10 +118,16 @@ class Job:
                 if stop is not None:
                     group.create_task(self._watch(stop, done))
         except* Aborted as caught:
-            self._stopping = self._stopping or str(first_of(caught))
+            if not self._stopping:
+                aborted = first_of(caught)
+                assert isinstance(aborted, Aborted)
+                self._stopping, self._outcome = str(aborted), aborted.outcome
         except* (ConfigError, SourceError) as caught:
             self.close()
             raise first_of(caught) from None
+        except* Exception:
+            self.close()  # a bug: the checkpoint still holds only what was finished
+            raise
         except* asyncio.CancelledError:
             cancelled = True
         self.close()
@@ -127,7 +136,7 @@ class Job:
             raise asyncio.CancelledError
         now = self.clock.now()
         if self._stopping:
-            return self.metrics.report(now, Outcome.ABORTED, self._stopping)
+            return self.metrics.report(now, self._outcome, self._stopping)
         return self.metrics.report(now, Outcome.DRY_RUN if self.config.dry_run else Outcome.OK)
 
     def close(self) -> None:
@@ -159,15 +168,16 @@ class Job:
         if stop.is_set() and not done.is_set():
             self.request_stop("interrupted")
 
-    def request_stop(self, why: str) -> None:
+    def request_stop(self, why: str, outcome: Outcome = Outcome.ABORTED) -> None:
         """Stop reading now; batches already with a worker get `stop_grace_s` to finish.
+        The first reason given is the job's `outcome`.
 
         Batches still queued are dropped: never sent, they stay pending in the
         checkpoint and a `--resume` sends them.
         """
         if self._stopping:
             return
-        self._stopping = why
+        self._stopping, self._outcome = why, outcome
         self.dispatch.stop()
         if self._deadline is not None:
             self._deadline.reschedule(asyncio.get_running_loop().time() + self.config.stop_grace_s)
@@ -195,27 +205,28 @@ class Job:
         dispatch, batcher, ledger = self.dispatch, self.batcher, self.ledger
         prepare = self.preparer.prepare
         waiting_limit = self.config.queue_size * 25
-        async for chunk in self.feed:
-            if self._stopping:
-                return
-            handled = 0
-            try:
-                for seq, record in chunk:
-                    handled += 1
-                    if type(record) is Reject:
-                        ledger.reject_record(seq, record)
-                        continue
-                    write = prepare(seq, record)  # type: ignore[arg-type]
-                    if write is None:
-                        continue
-                    for batch in batcher.add(write):
-                        await dispatch.put(batch)
-                    if batcher.waiting > waiting_limit:
-                        await self._drain(until_idle=False)
-                    if self._stopping:
-                        return
-            finally:
-                self.events.on_read(records=handled)  # once a chunk, however it ends
+        async with aclosing(self.feed) as stream:
+            async for chunk in stream:
+                if self._stopping:
+                    return
+                handled = 0
+                try:
+                    for seq, record in chunk:
+                        handled += 1
+                        if type(record) is Reject:
+                            ledger.reject_record(seq, record)
+                            continue
+                        write = prepare(seq, record)  # type: ignore[arg-type]
+                        if write is None:
+                            continue
+                        for batch in batcher.add(write):
+                            await dispatch.put(batch)
+                        if batcher.waiting > waiting_limit:
+                            await self._drain(until_idle=False)
+                        if self._stopping:
+                            return
+                finally:
+                    self.events.on_read(records=handled)  # once a chunk, however it ends
         await self._drain(until_idle=True)
         dispatch.close()
 
@@ -247,6 +258,7 @@ def _default_worker(job: Job) -> Worker:
         backoff=job.backoff,
         clock=job.clock,
         max_retries=config.max_retries,
+        health=Health(job.clock, job.events, config.give_up_after_s),
     )
 
 

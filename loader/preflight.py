@@ -6,7 +6,9 @@ anything is read or written.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -75,10 +77,13 @@ async def preflight(
             tables += [t for t in listed(path) if t not in tables]
     schemas = {}
     for table in tables:
+        _check_name(table)
         try:
             if config.create_table:
                 await _create_table(client, table, config.keys)
-            description = (await client.describe_table(table))["Table"]
+            description = await _active(client, table)
+        except RequestRejected as exc:
+            raise ConfigError(f"DynamoDB refused to describe table {table!r}: {exc}.") from None
         except TransientError as exc:
             where = config.endpoint_url or "the AWS endpoint"
             raise ConfigError(f"Cannot reach DynamoDB at {where}: {exc}.") from None
@@ -89,6 +94,43 @@ async def preflight(
             ) from None
         schemas[table] = schema_of(table, description)
     return schemas
+
+
+# DynamoDB's rule for a table's name; an ARN names a table too.
+_NAME = re.compile(
+    r"[A-Za-z0-9_.-]{3,255}|arn:[^:]+:dynamodb:[^:]*:[^:]*:table/[A-Za-z0-9_.-]{3,255}"
+)
+ACTIVE_POLL_S = 1.0
+ACTIVE_WAIT_S = 600.0  # a new table is ACTIVE in seconds; one with many indexes, minutes
+
+
+def _check_name(table: str) -> None:
+    if not _NAME.fullmatch(table):
+        raise ConfigError(
+            f"{table!r} cannot be a DynamoDB table name: use 3 to 255 letters, digits, "
+            "'_', '-' or '.' (or the table's ARN)."
+        )
+
+
+async def _active(client: DynamoClient, table: str) -> dict[str, Any]:
+    """The table's description once it takes writes: a table still being created
+    answers every write with ResourceNotFoundException.
+
+    Raises:
+        ConfigError: still CREATING after ACTIVE_WAIT_S.
+    """
+    waited = 0.0
+    while True:
+        description: dict[str, Any] = (await client.describe_table(table))["Table"]
+        if description.get("TableStatus", "ACTIVE") != "CREATING":
+            return description
+        if waited >= ACTIVE_WAIT_S:
+            raise ConfigError(
+                f"Table {table!r} is still being created after {waited / 60:.0f} min: "
+                "try again once DescribeTable says ACTIVE."
+            )
+        await asyncio.sleep(ACTIVE_POLL_S)
+        waited += ACTIVE_POLL_S
 
 
 def schema_of(table: str, description: dict[str, Any]) -> KeySchema:

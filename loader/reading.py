@@ -9,7 +9,8 @@ parse; a writer that reads the files itself numbers every line as they do.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import TypeVar
 
 from loader.metrics import Subscriber
@@ -20,7 +21,7 @@ from loader.sources.jsonl import raw_lines
 Sources = list[tuple[str, str]]
 """(path, format name) of every input file, in order."""
 
-Feed = AsyncIterator[list[tuple[int, Record | Reject]]]
+Feed = AsyncGenerator[list[tuple[int, Record | Reject]], None]
 """Numbered records, in input order: from the sources, or from a router's pipe."""
 
 NumberedLines = tuple[str, int, list[tuple[int, bytes]]]
@@ -66,19 +67,20 @@ async def numbered(
     seq = 0
     done_bytes = 0
     for path, fmt in sources:
-        async for records, offset in open_source(path, fmt, csv_types=csv_types):
-            if offset >= 0:  # the end-of-file chunk knows no offset
-                events.on_bytes(read=done_bytes + offset)
-            first, kept = _unskipped(seq + 1, records, skip, events)
-            seq += len(records)
-            if kept:
-                yield list(zip(range(first, seq + 1), kept, strict=True))
+        async with aclosing(open_source(path, fmt, csv_types=csv_types)) as stream:
+            async for records, offset in stream:
+                if offset >= 0:  # the end-of-file chunk knows no offset
+                    events.on_bytes(read=done_bytes + offset)
+                first, kept = _unskipped(seq + 1, records, skip, events)
+                seq += len(records)
+                if kept:
+                    yield list(zip(range(first, seq + 1), kept, strict=True))
         done_bytes += size_of(path)
 
 
 async def numbered_lines(
     sources: Sources, skip: int, events: Subscriber
-) -> AsyncIterator[NumberedLines]:
+) -> AsyncGenerator[NumberedLines, None]:
     """JSON-lines input as raw lines with their record numbers (blank lines are not
     records), past the `skip` a resume leaves out: numbered exactly as `numbered`
     numbers the parsed records."""
@@ -86,11 +88,12 @@ async def numbered_lines(
     done_bytes = 0
     for path, _ in sources:
         name = name_of(path)
-        async for lines, offset in raw_lines(path):
-            if offset >= 0:
-                events.on_bytes(read=done_bytes + offset)
-            first, kept = _unskipped(seq + 1, lines, skip, events)
-            seq += len(lines)
-            if kept:
-                yield name, first, kept
+        async with aclosing(raw_lines(path)) as stream:
+            async for lines, offset in stream:
+                if offset >= 0:
+                    events.on_bytes(read=done_bytes + offset)
+                first, kept = _unskipped(seq + 1, lines, skip, events)
+                seq += len(lines)
+                if kept:
+                    yield name, first, kept
         done_bytes += size_of(path)

@@ -11,11 +11,20 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from loader.backoff import Backoff, Clock, SystemClock
 from loader.batcher import Dispatch, batches
 from loader.codec import Item, KeySchema, Write, same_item
 from loader.config import LoadConfig
-from loader.errors import RetriesExhausted, TransientError
+from loader.errors import (
+    Aborted,
+    ConfigError,
+    Outcome,
+    RequestRejected,
+    RetriesExhausted,
+    TransientError,
+)
 from loader.metrics import LoadReport
 from loader.pipeline import Job
 from loader.preflight import connect
@@ -37,9 +46,13 @@ class VerifyReport:
     requests: int
     elapsed_s: float
     problems: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = ""  # why the check stopped before the end of the input, if it did
 
     @property
     def exit_status(self) -> int:
+        """0 all there, 1 problems found, 3 stopped short (the rest is unchecked)."""
+        if self.stopped:
+            return 3
         return 1 if self.missing or self.different or self.rejected else 0
 
 
@@ -104,6 +117,7 @@ class _Checker:
             requests=self.requests,
             elapsed_s=load.elapsed_s,
             problems=problems[:MAX_PROBLEMS_KEPT],
+            stopped=load.reason if load.outcome.stopped_early else "",
         )
 
     async def run(self, dispatch: Dispatch) -> None:
@@ -131,13 +145,18 @@ class _Checker:
             )
             entry["Keys"].append(schema.project(body))
         found: dict[tuple[str, ...], Item] = {}
-        result = await batch_get(
-            self._job.client,
-            request,
-            self._job.clock,
-            self._job.backoff,
-            self._job.config.max_retries,
-        )
+        try:
+            result = await batch_get(
+                self._job.client,
+                request,
+                self._job.clock,
+                self._job.backoff,
+                self._job.config.give_up_after_s,
+            )
+        except (RetriesExhausted, RequestRejected) as exc:
+            # Nothing was judged of these keys: the check stops short (exit 3), never
+            # reporting them missing.
+            raise Aborted(str(exc), Outcome.RETRIES_EXHAUSTED) from None
         for table, item in result.items:
             found[self._schemas[table].key_of(item)] = item
         self.rcu += result.consumed_rcu
@@ -179,16 +198,16 @@ async def get_items(
     *,
     clock: Clock | None = None,
     rng: random.Random | None = None,
-    max_retries: int = 10,
+    patience_s: float = 900.0,
 ) -> GetResult:
     """Read the keys of a `batch-get-item --request-items` file: any number of keys, 100
-    a call, `UnprocessedKeys` retried with full-jitter backoff.
+    a call, `UnprocessedKeys` and throttled calls retried with full-jitter backoff.
 
     Raises:
-        ConfigError: the request is not shaped like the AWS CLI's file.
+        ConfigError: the request is not shaped like the AWS CLI's file, or lists a key
+            twice, or DynamoDB refuses it.
+        RetriesExhausted: DynamoDB answered no read for `patience_s`.
     """
-    from loader.errors import ConfigError
-
     clock = clock or SystemClock()
     backoff = Backoff(rng=rng or random.Random())
     pending: list[tuple[str, Any]] = []
@@ -199,6 +218,16 @@ async def get_items(
         if not isinstance(spec, dict) or not isinstance(spec.get("Keys"), list):
             raise ConfigError(f'Table {table!r} in the request file has no "Keys" list.')
         options[table] = {k: v for k, v in spec.items() if k != "Keys"}
+        seen: set[bytes] = set()
+        for number, key in enumerate(spec["Keys"], 1):
+            # DynamoDB refuses a whole call for one duplicate; the file is the user's.
+            canonical = orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+            if canonical in seen:
+                raise ConfigError(
+                    f"Table {table!r} in the request file lists key {number} twice: "
+                    f"{canonical.decode()}."
+                )
+            seen.add(canonical)
         pending += [(table, key) for key in spec["Keys"]]
     items: list[tuple[str, Item]] = []
     rcu = 0.0
@@ -207,7 +236,10 @@ async def get_items(
         chunk: dict[str, Any] = {}
         for table, key in pending[start : start + MAX_GET_KEYS]:
             chunk.setdefault(table, {"Keys": [], **options[table]})["Keys"].append(key)
-        result = await batch_get(client, chunk, clock, backoff, max_retries)
+        try:
+            result = await batch_get(client, chunk, clock, backoff, patience_s)
+        except RequestRejected as exc:
+            raise ConfigError(f"DynamoDB refused the request file's keys: {exc}.") from None
         items += result.items
         rcu += result.consumed_rcu
         requests += result.requests
@@ -215,33 +247,44 @@ async def get_items(
 
 
 async def batch_get(
-    client: Any, request: dict[str, Any], clock: Clock, backoff: Backoff, max_retries: int
+    client: Any, request: dict[str, Any], clock: Clock, backoff: Backoff, patience_s: float
 ) -> GetResult:
     """One BatchGetItem request (at most 100 keys), its `UnprocessedKeys` retried with
-    backoff until none are left.
+    backoff until none are left. Reads change nothing, so a throttled or unavailable
+    table is waited for: given up on only when no read came back for `patience_s`.
 
     Raises:
-        RetriesExhausted: DynamoDB still held keys back after `max_retries` retries.
+        RetriesExhausted: DynamoDB answered no read for `patience_s` (--give-up-after).
+        RequestRejected: DynamoDB refused the request for what it holds.
     """
     items: list[tuple[str, Item]] = []
     rcu = 0.0
-    attempt = 0
+    attempt = failures = 0
+    progress = clock.now()
     while request:
-        if attempt > max_retries:
+        if failures and clock.now() - progress > patience_s:
             raise RetriesExhausted(
-                "BatchGetItem kept returning UnprocessedKeys",
+                f"DynamoDB returned none of {sum(len(s['Keys']) for s in request.values())} "
+                f"keys for {clock.now() - progress:.0f} s (--give-up-after)",
                 operations=list(request.items()),
                 attempts=attempt,
             )
         if attempt:
-            await clock.sleep(backoff.delay(attempt))
+            await clock.sleep(backoff.delay(failures + 1))
         attempt += 1
         try:
             response = await client.batch_get_item(request)
         except TransientError:
+            failures += 1
             continue
-        for table, found in response.get("Responses", {}).items():
+        responses = response.get("Responses", {})
+        for table, found in responses.items():
             items += [(table, item) for item in found]
         rcu += sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity") or ())
-        request = response.get("UnprocessedKeys") or {}
+        left = response.get("UnprocessedKeys") or {}
+        if any(responses.values()) or not left:
+            progress, failures = clock.now(), 0
+        else:
+            failures += 1  # all held back: throttled
+        request = left
     return GetResult(items=items, consumed_rcu=rcu, requests=attempt)

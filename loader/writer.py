@@ -1,5 +1,6 @@
 """The worker: sends batches, resends `UnprocessedItems` after its own backoff, retries
-transient errors, and bisects a batch DynamoDB refuses so only bad items are rejected."""
+transient errors (waiting out an outage with `Health`), and bisects a batch DynamoDB
+refuses so only bad items are rejected."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from loader.batcher import Dispatch, batches
 from loader.client import DynamoClient
 from loader.codec import KeySchema, Write
 from loader.errors import RequestRejected, TransientError
+from loader.health import Health
 from loader.metrics import Subscriber
 from loader.pacing import Pacer
 
@@ -20,7 +22,9 @@ class Outcomes(Protocol):
 
     def written(self, writes: list[Write]) -> None: ...
 
-    def rejected(self, writes: list[Write], reason: str, *, gave_up: bool = False) -> None: ...
+    def rejected(self, writes: list[Write], reason: str) -> None: ...
+
+    def exhausted(self, write: Write, reason: str) -> None: ...
 
 
 class Writer:
@@ -37,6 +41,7 @@ class Writer:
         backoff: Backoff,
         clock: Clock,
         max_retries: int,
+        health: Health,
     ) -> None:
         self._client = client
         self._schemas = schemas
@@ -46,6 +51,7 @@ class Writer:
         self._backoff = backoff
         self._clock = clock
         self._max_retries = max_retries
+        self._health = health
         # Failed sends so far of each write that is back in the dispatch for a retry.
         self._attempts: dict[int, int] = {}
         self._dispatch: Dispatch
@@ -61,12 +67,17 @@ class Writer:
         goes back to the dispatch to be resent after its backoff, so the worker is free
         for other keys meanwhile. Never raises for a bad item."""
         estimated = sum(w.wcu for w in batch)
+        probe = await self._health.admit()
         await self._pacer.acquire(estimated)
         started = self._clock.now()
         try:
             response = await self._client.batch_write_item(_request_items(batch))
         except TransientError as exc:
             self._events.on_error(throttled=exc.throttled)
+            if exc.throttled:
+                self._health.answered()
+            else:
+                self._health.failed(probe)
             refused = estimated if exc.throttled else 0.0
             self._pacer.settle(
                 taken=estimated,
@@ -74,29 +85,35 @@ class Writer:
                 refused=refused,
                 key_range=refused if exc.key_range else 0.0,
             )
-            self._again(batch, str(exc))
+            # Through an outage, writes wait for DynamoDB, not for their retries to run out.
+            self._again(batch, str(exc), spend=not self._health.down)
             return
         except RequestRejected as exc:
+            self._health.answered()
             self._pacer.settle(taken=estimated, consumed=0.0)
             self._events.on_error(throttled=False)
             await self._bisect(batch, str(exc))
             return
+        self._health.answered()
         left = self._settle(batch, response, started, estimated)
         if left:
             self._again(left, f"{len(left)} items still unprocessed (throttled)")
 
-    def _again(self, writes: list[Write], reason: str) -> None:
-        """Back to the dispatch with a full-jitter backoff by their attempts so far; or,
-        past --max-retries, to the rejects file."""
+    def _again(self, writes: list[Write], reason: str, *, spend: bool = True) -> None:
+        """Back to the dispatch with a full-jitter backoff by their attempts so far; past
+        --max-retries, the job stops (DynamoDB kept refusing: no fault of the record's)."""
         attempts = self._attempts
         retry: list[Write] = []
         most = 0
         for write in writes:
-            failed = attempts.get(write.seq, 0) + 1
+            failed = attempts.get(write.seq, 0) + spend
             if failed > self._max_retries:
                 attempts.pop(write.seq, None)
-                self._outcomes.rejected(
-                    [write], f"gave up after {failed} attempts: {reason}", gave_up=True
+                self._outcomes.exhausted(
+                    write,
+                    f"DynamoDB refused {write.source} line {write.line:,} "
+                    f"{failed} time{'s' * (failed > 1)} in a row "
+                    f"({reason}; --max-retries {self._max_retries})",
                 )
             else:
                 attempts[write.seq] = failed

@@ -50,8 +50,11 @@ class FakeDynamo:
         always_unprocessed: str | None = None,
         refuse_first: dict[str, int] | None = None,
         latency_s: float = 0.0,
+        outage: tuple[float, float] | None = None,
     ) -> None:
         self.clock = clock
+        self.outage = outage  # from, until (clock times): every call fails with a 503
+        self.outage_calls = 0
         self.rng = random.Random(seed)
         self.p_throttle = p_throttle
         self.p_unprocessed = p_unprocessed
@@ -95,6 +98,9 @@ class FakeDynamo:
         assert len(requests) <= 25
         keys = [_key(r["PutRequest"]["Item"]) for r in requests]
         assert len(set(keys)) == len(keys), "duplicate keys in one batch"
+        if self.outage and self.outage[0] <= self.clock.now() < self.outage[1]:
+            self.outage_calls += 1
+            raise TransientError("ServiceUnavailable (503)", throttled=False, status=503)
         self.calls.append(keys)
         for key in keys:
             if key in self.returned_at:

@@ -15,7 +15,26 @@ Test-double approximations (documented so nobody tunes against them):
 * Token buckets start full and hold one second of budget; an item costing more
   WCU than one second's budget is never admitted.
 * Replacing ``proxy.config`` resets the random generator and the buckets, so
-  each test case starts from a known state.
+  each test case starts from a known state; the times of ``table_wcu_schedule``,
+  ``outages`` and ``creating_for_s`` count from that assignment.
+* A ``table_wcu_schedule`` step takes effect at the next write: the interval that
+  crossed it refills at the new rate, and the tokens are capped at it at once.
+* ``refuse_fraction`` and ``p_unprocessed`` hand back items picked uniformly at random;
+  those items are neither charged to a budget nor forwarded.
+* The hot key's bucket is charged on top of the table's and the partition's; an item
+  of the hot key is admitted only if all three can pay.
+* ``throttling_reasons`` names only table-write reasons (a table budget:
+  TableWriteProvisionedThroughputExceeded, or TableWriteMaxOnDemandThroughputExceeded
+  with ``throttle_error="ThrottlingException"``; a partition or the hot key:
+  TableWriteKeyRangeThroughputExceeded), never an index's, and puts every table in
+  account 000000000000 of us-east-1.  BatchWriteItem's UnprocessedItems carry no reasons,
+  as in the real service.
+* Outages fail only the faulty ops; ``creating_for_s`` rewrites only DescribeTable and
+  refuses only BatchWriteItem and PutItem.  Other reads stay reliable, although the real
+  service would fail them too, so a test can always read back what landed.
+* A cut-off 200 (``p_bad_json_200``) carries the CRC32 of the cut body, so a client's
+  JSON check, not its CRC check, must catch it; ``p_bad_crc`` keeps the body whole.
+  429 and HTML answers carry no CRC32 header, as a gateway's don't.
 """
 
 from __future__ import annotations
@@ -28,20 +47,25 @@ import random
 import socket
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-_JSON_CT = "application/x-amz-json-1.0"
-_DDB = "com.amazonaws.dynamodb.v20120810#"
+from tests import faultmodes as modes
+from tests.faultmodes import DDB as _DDB
+from tests.faultmodes import JSON_CT as _JSON_CT
+from tests.faultmodes import Json
+from tests.faultmodes import drop as _drop
+from tests.faultmodes import dumps as _dumps
+from tests.faultmodes import error as _error
+from tests.faultmodes import json_response as _json_response
+
 # Only write ops that carry items can be costed; UpdateItem's size is unknown.
 _BUDGET_OPS = frozenset({"BatchWriteItem", "PutItem", "DeleteItem"})
 # Setup and read-back (CreateTable, DescribeTable, Scan, GetItem...) stay
@@ -54,23 +78,39 @@ _DROP_REQ = frozenset(
 )
 _DROP_RESP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
-Json = dict[str, Any]
-
 
 @dataclass(slots=True)
 class FaultConfig:
-    """What to inject; probabilities are per eligible request."""
+    """What to inject; probabilities are per eligible request, times are seconds since
+    the config was assigned to ``proxy.config``."""
 
     table_wcu_per_s: float | None = None
+    # ((start, WCU/s), ...): the table's budget over time; replaces table_wcu_per_s.
+    table_wcu_schedule: tuple[tuple[float, float], ...] = ()
     partitions: int = 1
     partition_wcu_per_s: float | None = None
+    # Items whose partition-key value (S or N) is hot_key share one bucket.
+    hot_key: str | None = None
+    key_wcu_per_s: float | None = None
     throttle_error: str = "ProvisionedThroughputExceededException"
+    throttling_reasons: bool = False  # throttling errors name DynamoDB's reasons
+    # Every BatchWriteItem hands back this fraction of its items, whatever the rate.
+    refuse_fraction: float = 0.0
+    # ((start, end), ...): faulty ops fail as outage_kind says: "503", "reset", "html".
+    outages: tuple[tuple[float, float], ...] = ()
+    outage_kind: str = "503"
+    creating_for_s: float = 0.0  # the table is CREATING: writes find no table
     p_500_before: float = 0.0
     p_500_after: float = 0.0
     p_drop_before: float = 0.0
     p_drop_after: float = 0.0
     p_request_limit: float = 0.0
     p_unprocessed: float = 0.0
+    p_409: float = 0.0  # ReplicatedWriteConflictException, not forwarded
+    p_429: float = 0.0  # a gateway's plain-text 429, not forwarded
+    p_html_400: float = 0.0  # a corporate proxy's HTML 400, not forwarded
+    p_bad_json_200: float = 0.0  # forwarded, then the 200's body cut off
+    p_bad_crc: float = 0.0  # forwarded, then the 200's x-amz-crc32 is "abc"
     latency_s: float = 0.0
     seed: int = 0
 
@@ -80,8 +120,10 @@ class ProxyStats:
     """Counters since start/reset.
 
     ``throttled_items`` are items refused by a WCU budget (including those of
-    wholly refused requests, counted in ``throttled_requests``);
-    ``unprocessed_items`` are items handed back by ``p_unprocessed`` chance.
+    wholly refused requests, counted in ``throttled_requests``, and the hot key's,
+    also counted in ``hot_key_items``); ``unprocessed_items`` are items handed back by
+    ``p_unprocessed`` chance, ``refused_items`` those of ``refuse_fraction``.  The
+    other counters count requests.
     """
 
     requests: int = 0
@@ -94,6 +136,18 @@ class ProxyStats:
     drops_before: int = 0
     drops_after: int = 0
     request_limit: int = 0
+    refused_items: int = 0
+    hot_key_items: int = 0
+    outages_503: int = 0
+    outages_reset: int = 0
+    outages_html: int = 0
+    creating_describes: int = 0
+    creating_refusals: int = 0
+    errors_409: int = 0
+    errors_429: int = 0
+    errors_html_400: int = 0
+    bad_json_200: int = 0
+    bad_crc: int = 0
     admitted_wcu: float = 0.0
     admitted_per_second: list[tuple[float, float]] = field(default_factory=list)
 
@@ -109,49 +163,6 @@ class _Bucket:
         self.stamp = now
 
 
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _json_response(
-    status: int, payload: Json, base: CIMultiDict[str] | None = None
-) -> web.Response:
-    """Build a body botocore accepts: it rejects responses whose CRC32 header mismatches."""
-    body = _dumps(payload)
-    headers: CIMultiDict[str] = CIMultiDict(base or {})
-    headers["Content-Type"] = _JSON_CT
-    headers["x-amz-crc32"] = str(zlib.crc32(body) & 0xFFFFFFFF)
-    headers.setdefault("x-amzn-RequestId", uuid.uuid4().hex)
-    return web.Response(status=status, body=body, headers=headers)
-
-
-def _error(status: int, type_: str, message: str) -> web.Response:
-    return _json_response(status, {"__type": type_, "message": message})
-
-
-def _throttle(name: str) -> web.Response:
-    if name == "ThrottlingException":
-        return _error(
-            400,
-            "com.amazon.coral.availability#ThrottlingException",
-            "Rate of requests exceeds the allowed throughput.",
-        )
-    return _error(
-        400,
-        _DDB + name,
-        "The level of configured provisioned throughput for the table was "
-        "exceeded. Consider increasing your provisioning level with the "
-        "UpdateTable API.",
-    )
-
-
-def _drop(request: web.BaseRequest) -> web.Response:
-    """Close without answering; aiohttp then quietly discards the returned response."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response()
-
-
 class FaultProxy:
     """Threaded fault-injecting proxy; use as a context manager or start()/stop()."""
 
@@ -159,6 +170,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.config = config or FaultConfig()
         self._active: FaultConfig | None = None
+        self._active_at = 0.0
         self._rng = random.Random()
         self._buckets: dict[tuple[str, int], _Bucket] = {}
         self._hash_keys: dict[str, str] = {}
@@ -171,6 +183,16 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.ServerRunner | None = None
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._current[0]
+
+    @config.setter
+    def config(self, cfg: FaultConfig) -> None:
+        modes.check(cfg)
+        # One attribute, so the proxy thread never pairs a config with another's time.
+        self._current = (cfg, time.monotonic())
 
     @property
     def url(self) -> str:
@@ -283,13 +305,15 @@ class FaultProxy:
             per_s[second] = (per_s[second][0], per_s[second][1] + wcu)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        cfg = self.config
+        cfg, set_at = self._current
         if cfg is not self._active:
             self._active, self._rng, self._buckets = cfg, random.Random(cfg.seed), {}
+            self._active_at = set_at
         body = await request.read()
         op = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         self._count(requests=1)
         faulty = op in _FAULT_OPS
+        t = time.monotonic() - set_at
         # Draw every fault at arrival so outcomes don't depend on upstream timing.
         rolls = [
             faulty and p > 0 and self._rng.random() < p
@@ -302,6 +326,9 @@ class FaultProxy:
             )
         ]
         drop_before, err_before, limit, drop_after, err_after = rolls
+        hits = modes.draw(self._rng, cfg) if faulty else frozenset()
+        if (early := modes.unavailable(cfg, op, t, request, faulty)) is not None:
+            return self._inject(early)
         if drop_before:
             self._count(drops_before=1)
             return _drop(request)
@@ -317,6 +344,8 @@ class FaultProxy:
                 "account. Please contact AWS Support at "
                 "https://aws.amazon.com/support request a limit increase",
             )
+        if (early := modes.interposed(hits)) is not None:
+            return self._inject(early)
         refused: dict[str, list[Json]] = {}
         if op in _BUDGET_OPS:
             outcome = await self._apply_budget(op, body, request.headers, cfg)
@@ -343,8 +372,15 @@ class FaultProxy:
             unprocessed = payload.setdefault("UnprocessedItems", {})
             for table, reqs in refused.items():
                 unprocessed.setdefault(table, []).extend(reqs)
-            return _json_response(status, payload, headers)
+            headers, data = modes.with_body(payload, headers)
+        if (late := modes.after_forward(cfg, op, t, hits, (status, headers, data))) is not None:
+            return self._inject(late)
         return web.Response(status=status, body=data, headers=headers)
+
+    def _inject(self, injection: modes.Injection) -> web.Response:
+        counter, response = injection
+        self._count(**{counter: 1})
+        return response
 
     async def _apply_budget(
         self,
@@ -368,36 +404,53 @@ class FaultProxy:
             and self._rng.random() < cfg.p_unprocessed
         ):
             chosen = set(self._rng.sample(range(n), self._rng.randint(1, n)))
+        # Drawn after p_unprocessed's, among the rest, so both counters stay disjoint.
+        declined: set[int] = set()
+        if op == "BatchWriteItem" and n and cfg.refuse_fraction > 0:
+            rest = [i for i in range(n) if i not in chosen]
+            k = min(len(rest), modes.refused_count(self._rng, cfg.refuse_fraction, n))
+            declined = set(self._rng.sample(rest, k))
         hash_keys = {t: await self._hash_key(t, headers) for t in batch}
-        budgeted = cfg.table_wcu_per_s is not None or cfg.partition_wcu_per_s is not None
         admitted: dict[str, list[Json]] = {}
         refused: dict[str, list[Json]] = {}
-        throttled = index = 0
+        throttled = hot = index = 0
+        limits: set[tuple[str, str]] = set()  # (budget, table) pairs that refused an item
         now = time.monotonic()
         admitted_wcu = 0.0
         for table, reqs in batch.items():
             for entry in reqs:
                 index += 1
-                if index - 1 in chosen:
+                if index - 1 in chosen or index - 1 in declined:
                     refused.setdefault(table, []).append(entry)
                     continue
                 item = self._item_of(op, entry)
                 wcu = max(1, math.ceil(len(_dumps(item)) / 1024))
-                key = _dumps(item.get(hash_keys[table]))
-                part = zlib.crc32(key) % max(1, cfg.partitions)
-                if budgeted and not self._take(cfg, table, part, wcu, now):
+                value = item.get(hash_keys[table])
+                part = zlib.crc32(_dumps(value)) % max(1, cfg.partitions)
+                is_hot = cfg.hot_key is not None and modes.key_string(value) == cfg.hot_key
+                short = self._take(cfg, table, part, is_hot, wcu, now)
+                if short:
                     throttled += 1
+                    hot += "hot_key" in short
+                    limits.update((limit, table) for limit in short)
                     refused.setdefault(table, []).append(entry)
                     continue
                 admitted.setdefault(table, []).append(entry)
                 admitted_wcu += wcu
-        self._count(throttled_items=throttled, unprocessed_items=len(chosen))
+        self._count(
+            throttled_items=throttled,
+            unprocessed_items=len(chosen),
+            refused_items=len(declined),
+            hot_key_items=hot,
+        )
         if admitted_wcu:
             self._record_admitted(admitted_wcu)
         if not admitted:
             if throttled or op != "BatchWriteItem":
                 self._count(throttled_requests=1)
-                return _throttle(cfg.throttle_error)
+                named = cfg.throttling_reasons
+                reasons = modes.throttling_reasons(cfg.throttle_error, limits) if named else None
+                return modes.throttle(cfg.throttle_error, reasons)
             return _json_response(200, {"UnprocessedItems": refused})
         if not refused:
             return body, refused  # unchanged bytes: forward exactly what the client sent
@@ -414,20 +467,29 @@ class FaultProxy:
             return dict(entry["PutRequest"]["Item"])
         return dict(entry["DeleteRequest"]["Key"])
 
-    def _take(self, cfg: FaultConfig, table: str, part: int, wcu: int, now: float) -> bool:
-        """Admit only if both the table and the partition bucket can pay."""
-        buckets = []
-        for rate, slot in ((cfg.table_wcu_per_s, -1), (cfg.partition_wcu_per_s, part)):
+    def _take(
+        self, cfg: FaultConfig, table: str, part: int, hot: bool, wcu: int, now: float
+    ) -> tuple[str, ...]:
+        """Admit (return ()) only if every bucket the item falls under can pay; else name
+        the budgets that cannot: "table", "partition", "hot_key"."""
+        slots = (
+            ("table", -1, modes.table_rate(cfg, now - self._active_at)),
+            ("partition", part, cfg.partition_wcu_per_s),
+            ("hot_key", -2, cfg.key_wcu_per_s if hot else None),
+        )
+        buckets: list[tuple[str, _Bucket]] = []
+        for name, slot, rate in slots:
             if rate is None:
                 continue
             bucket = self._buckets.setdefault((table, slot), _Bucket(rate, rate, now))
+            bucket.rate = rate  # a table_wcu_schedule step changes the table's rate
             bucket.refill(now)
-            buckets.append(bucket)
-        if any(b.tokens < wcu for b in buckets):
-            return False
-        for b in buckets:
-            b.tokens -= wcu
-        return True
+            buckets.append((name, bucket))
+        short = tuple(name for name, b in buckets if b.tokens < wcu)
+        if not short:
+            for _, b in buckets:
+                b.tokens -= wcu
+        return short
 
     async def _hash_key(self, table: str, headers: Mapping[str, str]) -> str:
         """Ask upstream for the table's HASH key, reusing the client's credentials.

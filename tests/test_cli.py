@@ -32,7 +32,7 @@ def test_an_invalid_flag_is_one_sentence_and_exit_2(
     source: Path, flags: list[str], message: str
 ) -> None:
     result = run_cli(
-        "load", str(source), "--table", "t", "--endpoint-url", "http://127.0.0.1:9", *flags
+        "load", str(source), "--table", "products", "--endpoint-url", "http://127.0.0.1:9", *flags
     )
     assert result.returncode == 2
     assert message in result.stderr
@@ -40,7 +40,7 @@ def test_an_invalid_flag_is_one_sentence_and_exit_2(
 
 
 def test_a_missing_source_file_is_a_configuration_error(tmp_path: Path) -> None:
-    result = run_cli("load", str(tmp_path / "nope.jsonl"), "--table", "t")
+    result = run_cli("load", str(tmp_path / "nope.jsonl"), "--table", "products")
     assert result.returncode == 2
     assert f"Cannot read {tmp_path / 'nope.jsonl'}: no such file or folder." in result.stderr
 
@@ -54,7 +54,7 @@ def test_no_credentials_is_a_configuration_error(source: Path, tmp_path: Path) -
         AWS_DEFAULT_REGION="us-east-1",
     )
     result = run_cli(
-        "load", str(source), "--table", "t", "--endpoint-url", "http://127.0.0.1:9", env=env
+        "load", str(source), "--table", "products", "--endpoint-url", "http://127.0.0.1:9", env=env
     )
     assert result.returncode == 2
     assert "No AWS credentials found" in result.stderr
@@ -64,7 +64,7 @@ def test_no_credentials_is_a_configuration_error(source: Path, tmp_path: Path) -
 def test_an_unknown_source_format_asks_for_format(tmp_path: Path) -> None:
     odd = tmp_path / "data.xml"
     odd.write_text("<a/>")
-    result = run_cli("load", str(odd), "--table", "t")
+    result = run_cli("load", str(odd), "--table", "products")
     assert result.returncode == 2
     assert "Cannot tell the format of" in result.stderr
     assert "--format" in result.stderr

@@ -4,7 +4,9 @@ would classify them."""
 from __future__ import annotations
 
 import datetime
+import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -95,6 +97,44 @@ def test_server_errors_are_transient_but_not_throttling() -> None:
         assert not error.throttled
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "throttled"),
+    [
+        (400, _body("ReplicatedWriteConflictException"), False),
+        (409, _body("ReplicatedWriteConflictException"), False),
+        (400, _body("TransactionInProgressException"), False),
+        (400, _body("LimitExceededException"), False),
+        (429, _body("TooManyRequestsException"), True),
+        (429, b"Too Many Requests", True),
+        (400, b"<html><body><h1>400 Bad Request</h1>proxy</body></html>", False),
+        (403, b"<html>Access denied by the corporate proxy</html>", False),
+        (400, b"", False),
+        (400, b'["not", "an", "object"]', False),
+    ],
+    ids=[
+        "replicated-write-conflict",
+        "409",
+        "transaction-in-progress",
+        "limit-exceeded",
+        "429",
+        "429-text",
+        "html-400",
+        "html-403",
+        "empty-400",
+        "json-not-dynamodb",
+    ],
+)
+def test_refusals_of_the_moment_and_answers_not_from_dynamodb_are_sent_again(
+    status: int, body: bytes, throttled: bool
+) -> None:
+    # Rejecting the records would be rejecting them for DynamoDB's (or a proxy's)
+    # state, not for what they hold.
+    error = _error(status, body, "http://x/")
+    assert isinstance(error, TransientError), error
+    assert error.throttled is throttled
+    assert error.status == status
+
+
 def test_a_validation_error_is_a_rejected_request_with_its_message() -> None:
     error = _error(400, _body("ValidationException", "Item size has exceeded"), "http://x/")
     assert isinstance(error, RequestRejected)
@@ -147,6 +187,80 @@ async def test_encoded_requests_go_on_the_wire_as_the_dicts_they_encode() -> Non
     head = http.heads[0].decode()
     assert head.startswith("POST / HTTP/1.1\r\nHost: db\r\n")
     assert f"Content-Length: {len(http.bodies[0])}\r\n\r\n" in head
+
+
+class _Answer(_Http):
+    def __init__(self, body: bytes, crc: bytes | None = None) -> None:
+        super().__init__()
+        self.body, self.crc = body, crc
+
+    async def post(
+        self, head: bytes, body: bytes, timeout_s: float
+    ) -> tuple[int, dict[bytes, bytes], bytes]:
+        headers = {b"x-amz-crc32": self.crc} if self.crc is not None else {}
+        return 200, headers, self.body
+
+
+@pytest.mark.parametrize(
+    ("body", "crc"),
+    [
+        (b"<html>gateway</html>", None),
+        (b'{"UnprocessedItems": {', None),
+        (b"[]", None),
+        (b'{"UnprocessedItems":{}}', b"not-a-number"),
+        (b'{"UnprocessedItems":{}}', b"12345"),
+    ],
+    ids=["html", "cut-json", "json-array", "crc-not-a-number", "crc-wrong"],
+)
+async def test_a_200_that_is_not_dynamodb_s_whole_answer_is_transient(
+    body: bytes, crc: bytes | None
+) -> None:
+    client = WireClient(
+        http=_Answer(body, crc),
+        endpoint="http://db",
+        region="us-east-1",
+        credentials=Credentials("AKID", "s"),
+    )
+    with pytest.raises(TransientError) as caught:
+        await client.batch_write_item({"t": [{"PutRequest": {"Item": {"PK": {"S": "p"}}}}]})
+    assert not caught.value.throttled
+
+
+class _Refreshing:
+    """Refreshable credentials whose refresh fails from the second call on."""
+
+    def __init__(self, expiry: float) -> None:
+        self.calls = 0
+        self.expiry = expiry
+
+    def refresh_needed(self) -> bool:
+        return True
+
+    def get_frozen_credentials(self) -> Any:
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError(
+                "Credentials were refreshed, but the refreshed credentials are still expired."
+            )
+        return Credentials("AKID", "s").get_frozen_credentials()
+
+
+@pytest.mark.parametrize("still_valid", [True, False])
+async def test_a_failed_credentials_refresh_is_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, still_valid: bool
+) -> None:
+    credentials = _Refreshing(time.time() + (600 if still_valid else -1))
+    client = WireClient(
+        http=_Http(), endpoint="http://db", region="us-east-1", credentials=credentials
+    )
+    await client.frozen_credentials()
+    monkeypatch.setattr(client, "_frozen_until", 0.0)  # due for a refresh
+    if still_valid:
+        # The old credentials still sign while the refresh is retried.
+        assert (await client.frozen_credentials()).access_key == "AKID"
+    else:
+        with pytest.raises(TransientError, match="could not be refreshed"):
+            await client.frozen_credentials()
 
 
 @pytest.mark.parametrize(

@@ -63,11 +63,10 @@ def test_the_exit_status_follows_from_the_outcome_and_the_rejects(
     )
 
 
-def test_records_given_up_on_make_the_outcome_retries_exhausted_with_a_reason() -> None:
-    metrics = Metrics(0.0)
-    metrics.rejected = metrics.gave_up = 2
-    report = metrics.report(1.0)
-    assert report.outcome is Outcome.RETRIES_EXHAUSTED
-    assert report.ending.startswith("retries exhausted: DynamoDB kept refusing 2 records")
+def test_a_job_stopped_for_its_retries_says_why_and_its_json_report_keeps_its_fields() -> None:
+    why = "DynamoDB refused in.jsonl line 8 11 times in a row (throttled; --max-retries 10)"
+    report = Metrics(0.0).report(1.0, Outcome.RETRIES_EXHAUSTED, why)
+    assert report.ending == f"retries exhausted: {why}"
+    assert report.exit_status == 3
     assert "outcome" not in report.to_json()
     assert "reason" not in report.to_json()

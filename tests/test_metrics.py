@@ -23,14 +23,14 @@ def test_every_event_reaches_every_subscriber_once() -> None:
         def on_read(self, *, records: int) -> None:
             seen.append(f"read {records}")
 
-        def on_rejected(self, *, records: int, gave_up: bool = False) -> None:
-            seen.append(f"rejected {records} {gave_up}")
+        def on_rejected(self, *, records: int) -> None:
+            seen.append(f"rejected {records}")
 
     events = Events([Recorder(), Recorder()])
     events.on_read(records=3)
-    events.on_rejected(records=1, gave_up=True)
+    events.on_rejected(records=1)
     events.on_response(**response())  # a subscriber need not care for every event
-    assert seen == ["read 3", "read 3", "rejected 1 True", "rejected 1 True"]
+    assert seen == ["read 3", "read 3", "rejected 1", "rejected 1"]
 
 
 def test_metrics_count_what_the_events_say() -> None:
@@ -42,13 +42,12 @@ def test_metrics_count_what_the_events_say() -> None:
     metrics.on_error(throttled=True)
     metrics.on_error(throttled=False)
     metrics.on_rejected(records=2)
-    metrics.on_rejected(records=1, gave_up=True)
+    metrics.on_rejected(records=1)
     assert metrics.counters() == Counters(
         records_read=100,
         items_written=30,
         deletes_written=5,
         rejected=3,
-        gave_up=1,
         skipped_on_resume=40,
         requests=4,
         unprocessed_retries=15,

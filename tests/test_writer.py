@@ -26,7 +26,7 @@ def write_input(path: Path, count: int, *, duplicates_every: int = 0) -> list[di
 def config(path: Path, tmp_path: Path, **extra: object) -> LoadConfig:
     return LoadConfig(
         sources=(str(path),),
-        table="t",
+        table="products",
         rejects=str(tmp_path / "rejects.jsonl"),
         backoff_base_s=0.05,
         backoff_cap_s=2.0,
@@ -160,27 +160,41 @@ async def test_a_batch_dynamodb_refuses_is_narrowed_down_to_the_bad_item(tmp_pat
     assert report.exit_status == 1
 
 
-async def test_when_retries_run_out_the_records_are_rejected_not_dropped(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    write_input(source, 60)
-    clock = FakeClock()
-    dynamo = FakeDynamo(clock, always_unprocessed="P#7")
-
-    report = await load(config(source, tmp_path, max_retries=3), client=dynamo, clock=clock)
-
-    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["line"], json.loads(r["record"])["PK"]) for r in rejects] == [(8, "P#7")]
-    assert "gave up after 4 attempts" in rejects[0]["reason"]
-    assert report.items_written == 59
-    assert report.rejected == 1
-    assert report.items_written + report.rejected == report.records_read
-    assert report.exit_status == 3  # the job finished, but DynamoDB kept refusing a record
-    assert report.outcome is Outcome.RETRIES_EXHAUSTED
-
-
-async def test_with_max_retries_0_a_refused_record_is_rejected_after_one_send(
+async def test_when_retries_run_out_the_job_stops_and_resume_writes_the_record(
     tmp_path: Path,
 ) -> None:
+    # A record DynamoDB keeps refusing for its availability (throttled, unprocessed) is
+    # no bad record: the job stops with it pending, and --resume sends it again.
+    source, checkpoint = tmp_path / "in.jsonl", tmp_path / "checkpoint.json"
+    records = write_input(source, 60)
+    clock = FakeClock()
+    dynamo = FakeDynamo(clock, always_unprocessed="P#7")
+    settings = {"max_retries": 3, "checkpoint": str(checkpoint), "workers": 1}
+
+    report = await load(config(source, tmp_path, **settings), client=dynamo, clock=clock)
+
+    assert report.outcome is Outcome.RETRIES_EXHAUSTED
+    assert report.exit_status == 3
+    assert f"{source} line 8 4 times in a row" in report.reason
+    assert report.rejected == 0
+    assert not (tmp_path / "rejects.jsonl").read_text()
+    assert ("P#7", "S") not in dynamo.items
+    done = json.loads(checkpoint.read_text())["records_done"]
+    assert done == 7  # every record before it, and not it
+
+    dynamo.always_unprocessed = None  # the table recovered
+    resumed = await load(
+        config(source, tmp_path, **settings, resume=True), client=dynamo, clock=clock
+    )
+
+    assert resumed.outcome is Outcome.OK
+    assert resumed.skipped_on_resume == 7
+    assert {k: int(v["v"]["N"]) for k, v in dynamo.items.items()} == {
+        (r["PK"], r["SK"]): r["v"] for r in records
+    }
+
+
+async def test_with_max_retries_0_the_first_refusal_stops_the_job(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     write_input(source, 50)
     clock = FakeClock()
@@ -188,8 +202,8 @@ async def test_with_max_retries_0_a_refused_record_is_rejected_after_one_send(
 
     report = await load(config(source, tmp_path, max_retries=0), client=dynamo, clock=clock)
 
-    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["line"], json.loads(r["record"])["PK"]) for r in rejects] == [(4, "P#3")]
-    assert "gave up after 1 attempts" in rejects[0]["reason"]
-    assert report.items_written == 49
+    assert report.outcome is Outcome.RETRIES_EXHAUSTED
+    assert "line 4 1 time in a row" in report.reason
+    assert report.rejected == 0
+    assert ("P#3", "S") not in dynamo.items
     assert report.exit_status == 3

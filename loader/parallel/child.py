@@ -10,8 +10,9 @@ import pickle
 import random
 import signal
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -261,21 +262,22 @@ class _Child:
         assert share is not None
         shard_of = KeyPeek(share.table, share.hash_name, share.n).shard
         mine, issue = share.index, self._watermark.issue
-        async for name, first, lines in numbered_lines(sources, share.start, self._progress):
-            chunk: list[tuple[int, Record | Reject]] = []
-            for seq, (number, raw) in enumerate(lines, first):
-                if shard_of(raw) == mine:
-                    issue(seq)
-                    chunk.append((seq, jsonl_record(name, number, raw)))
-            self._progress.read = first + len(lines) - 1
-            if chunk:
-                yield chunk
+        async with aclosing(numbered_lines(sources, share.start, self._progress)) as stream:
+            async for name, first, lines in stream:
+                chunk: list[tuple[int, Record | Reject]] = []
+                for seq, (number, raw) in enumerate(lines, first):
+                    if shard_of(raw) == mine:
+                        issue(seq)
+                        chunk.append((seq, jsonl_record(name, number, raw)))
+                self._progress.read = first + len(lines) - 1
+                if chunk:
+                    yield chunk
 
 
 @contextlib.asynccontextmanager
 async def _connect(
     config: LoadConfig, start: Start | None
-) -> AsyncIterator[tuple[DynamoClient, Sources, dict[str, KeySchema]]]:
+) -> AsyncGenerator[tuple[DynamoClient, Sources, dict[str, KeySchema]], None]:
     if start is None:  # a client that is not ours (tests): the writer looks for itself
         async with connect(config, None) as found:
             yield found

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import signal
 from collections import deque
+from contextlib import aclosing
 from typing import Any
 
 from loader.backoff import Clock
@@ -15,7 +16,7 @@ from loader.checkpoint import checkpoint_of, resume_point
 from loader.client import DynamoClient, WireClient, resolved_of
 from loader.codec import KeySchema
 from loader.config import LoadConfig
-from loader.errors import Aborted, ConfigError, Outcome, SourceError
+from loader.errors import Aborted, ConfigError, Outcome, SourceError, first_of
 from loader.metrics import (
     Counters,
     Events,
@@ -115,7 +116,8 @@ class Coordinator:
         self.done_before = self.skip  # shared reading: records no writer takes
         self.last_seq = self.skip
         self.writers = Writers(self.n)
-        self.aborted = ""
+        self.aborted = ""  # why the job stopped early, if it did
+        self.outcome = Outcome.OK
         self._window: deque[tuple[float, int, float]] = deque()
 
     # ------------------------------------------------------------------ the whole run
@@ -164,8 +166,7 @@ class Coordinator:
             async with asyncio.TaskGroup() as group:
                 background = [group.create_task(self._tick()), group.create_task(self._watch())]
                 listeners = [
-                    group.create_task(self.writers.listen(w, self._check_max_rejects))
-                    for w in self.writers.all
+                    group.create_task(self.writers.listen(w, self._heard)) for w in self.writers.all
                 ]
                 if self.shared:
                     self.events.on_skipped(records=self.skip)
@@ -177,7 +178,9 @@ class Coordinator:
                 for task in background:
                     task.cancel()
         except* Aborted as caught:
-            self.aborted = self.aborted or str(caught.exceptions[0])
+            aborted = first_of(caught)
+            assert isinstance(aborted, Aborted)
+            self._stopped(str(aborted), aborted.outcome)
             self.writers.signal(signal.SIGTERM)
         except* ConfigError as caught:  # the first record's checks, before anything was shipped
             self.writers.signal(signal.SIGKILL)
@@ -206,9 +209,9 @@ class Coordinator:
             if ended.kind == "source":
                 failed = failed or SourceError(ended.error, path=ended.path, line=ended.line)
             elif ended.error:
-                self.aborted = self.aborted or ended.error
-            elif ended.outcome is Outcome.ABORTED:
-                self.aborted = self.aborted or ended.reason
+                self._stopped(ended.error, Outcome.ABORTED)
+            elif ended.outcome is not None and ended.outcome.stopped_early:
+                self._stopped(ended.reason, ended.outcome)
         return failed
 
     def close(self) -> None:
@@ -234,53 +237,55 @@ class Coordinator:
         assert self.peek is not None
         shard_of = self.peek.shard
         first = self.skip == 0
-        async for name, start, lines in numbered_lines(self.sources, self.skip, self.events):
-            self.events.on_read(records=len(lines))
-            blocks: list[RawBlock] = [(name, [], [], []) for _ in range(self.n)]
-            for seq, (number, raw) in enumerate(lines, start):
-                if first:
-                    # The checks that stop a job on its first record happen here, once, on
-                    # the first line that parses (as in one process).
-                    record = jsonl_record(name, number, raw)
-                    if isinstance(record, Reject):
-                        self._reject(seq, record)
-                        continue
-                    first = False
-                    if self.preparer.prepare(seq, record) is None:
-                        continue
-                _, seqs, numbers, raws = blocks[shard_of(raw)]
-                seqs.append(seq)
-                numbers.append(number)
-                raws.append(raw)
-            self.last_seq = max(self.last_seq, start + len(lines) - 1)
-            for writer, block in zip(self.writers.all, blocks, strict=True):
-                if block[1]:
-                    await writer.ship(block, block[1][0])
-            if self.stop is not None and self.stop.is_set():
-                return
+        async with aclosing(numbered_lines(self.sources, self.skip, self.events)) as stream:
+            async for name, start, lines in stream:
+                self.events.on_read(records=len(lines))
+                blocks: list[RawBlock] = [(name, [], [], []) for _ in range(self.n)]
+                for seq, (number, raw) in enumerate(lines, start):
+                    if first:
+                        # The checks that stop a job on its first record happen here, once, on
+                        # the first line that parses (as in one process).
+                        record = jsonl_record(name, number, raw)
+                        if isinstance(record, Reject):
+                            self._reject(seq, record)
+                            continue
+                        first = False
+                        if self.preparer.prepare(seq, record) is None:
+                            continue
+                    _, seqs, numbers, raws = blocks[shard_of(raw)]
+                    seqs.append(seq)
+                    numbers.append(number)
+                    raws.append(raw)
+                self.last_seq = max(self.last_seq, start + len(lines) - 1)
+                for writer, block in zip(self.writers.all, blocks, strict=True):
+                    if block[1]:
+                        await writer.ship(block, block[1][0])
+                if self.stop is not None and self.stop.is_set():
+                    return
 
     async def _route_records(self) -> None:
         """Parsed records to their writers, by the same hash."""
         first = self.skip == 0
         feed = numbered(self.sources, self.skip, csv_types(self.config, self.schemas), self.events)
-        async for chunk in feed:
-            shards: list[list[Any]] = [[] for _ in range(self.n)]
-            self.events.on_read(records=len(chunk))
-            for seq, item in chunk:
-                self.last_seq = seq
-                if isinstance(item, Reject):
-                    self._reject(seq, item)
-                    continue
-                if first:
-                    first = False
-                    if self.preparer.prepare(seq, item) is None:
+        async with aclosing(feed) as stream:
+            async for chunk in stream:
+                shards: list[list[Any]] = [[] for _ in range(self.n)]
+                self.events.on_read(records=len(chunk))
+                for seq, item in chunk:
+                    self.last_seq = seq
+                    if isinstance(item, Reject):
+                        self._reject(seq, item)
                         continue
-                shards[route(item, self.config.table, self.schemas, self.n)].append((seq, item))
-            for writer, shard in zip(self.writers.all, shards, strict=True):
-                if shard:
-                    await writer.ship(shard, shard[0][0])
-            if self.stop is not None and self.stop.is_set():
-                return
+                    if first:
+                        first = False
+                        if self.preparer.prepare(seq, item) is None:
+                            continue
+                    shards[route(item, self.config.table, self.schemas, self.n)].append((seq, item))
+                for writer, shard in zip(self.writers.all, shards, strict=True):
+                    if shard:
+                        await writer.ship(shard, shard[0][0])
+                if self.stop is not None and self.stop.is_set():
+                    return
 
     async def _check_first(self) -> int:
         """The checks that stop a job on its first record, made here before any writer
@@ -288,17 +293,18 @@ class Coordinator:
         does, and that record is checked. Returns the number of the last record handled
         here (0: none), so that no writer takes them again."""
         seq = 0
-        async for name, start, lines in numbered_lines(self.sources, 0, Subscriber()):
-            for seq, (number, raw) in enumerate(lines, start):
-                record = jsonl_record(name, number, raw)
-                if isinstance(record, Reject):
-                    self.events.on_read(records=1)  # read here: no writer takes it
-                    self._reject(seq, record)
-                    continue
-                if self.preparer.prepare(seq, record) is not None:
-                    return seq - 1  # checked: its writer reads and writes it
-                self.events.on_read(records=1)
-                return seq  # the check rejected it (a key of the wrong type, say)
+        async with aclosing(numbered_lines(self.sources, 0, Subscriber())) as stream:
+            async for name, start, lines in stream:
+                for seq, (number, raw) in enumerate(lines, start):
+                    record = jsonl_record(name, number, raw)
+                    if isinstance(record, Reject):
+                        self.events.on_read(records=1)  # read here: no writer takes it
+                        self._reject(seq, record)
+                        continue
+                    if self.preparer.prepare(seq, record) is not None:
+                        return seq - 1  # checked: its writer reads and writes it
+                    self.events.on_read(records=1)
+                    return seq  # the check rejected it (a key of the wrong type, say)
         return seq
 
     def _reject(self, seq: int, reject: Reject) -> None:
@@ -312,13 +318,27 @@ class Coordinator:
         if limit is not None and self._counts().rejected > limit:
             raise Aborted(f"more than {limit} records rejected (--max-rejects)")
 
+    def _heard(self) -> None:
+        """After each writer's report: a writer that ran out of retries stops them all,
+        as one process stops at its first."""
+        self._check_max_rejects()
+        for writer in self.writers.all:
+            ended = writer.report
+            if ended.final and ended.outcome is Outcome.RETRIES_EXHAUSTED:
+                raise Aborted(ended.reason, ended.outcome)
+
+    def _stopped(self, why: str, outcome: Outcome) -> None:
+        """The job stops early: the first reason is the one reported."""
+        if not self.aborted:
+            self.aborted, self.outcome = why, outcome
+
     # ------------------------------------------------------------------ the writers' side
 
     async def _watch(self) -> None:
         if self.stop is None:
             return
         await self.stop.wait()
-        self.aborted = self.aborted or "interrupted"
+        self._stopped("interrupted", Outcome.ABORTED)
         self.writers.signal(signal.SIGTERM)
 
     # ------------------------------------------------------------------ merging
@@ -388,6 +408,5 @@ class Coordinator:
         for writer in self.writers.all:
             if writer.report.latency is not None:
                 latency.merge(writer.report.latency)
-        outcome = Outcome.ABORTED if self.aborted else Outcome.OK
         elapsed = self.clock.now() - self.metrics.started
-        return report_of(self._counts(), latency, elapsed, outcome, self.aborted)
+        return report_of(self._counts(), latency, elapsed, self.outcome, self.aborted)

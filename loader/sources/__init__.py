@@ -8,7 +8,7 @@ per-record cost at zero.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 from loader.errors import ConfigError
 from loader.model import Chunk, Record, Reject
@@ -58,7 +58,9 @@ def format_of(name: str) -> Format:
         raise ConfigError(f"Unknown --format {name!r}: use one of {names}.") from None
 
 
-def open_source(path: str, fmt: str, *, csv_types: Mapping[str, str]) -> AsyncIterator[Chunk]:
+def open_source(
+    path: str, fmt: str, *, csv_types: Mapping[str, str]
+) -> AsyncGenerator[Chunk, None]:
     """The records of one source, in file order."""
     name = "<stdin>" if path == "-" else path
     return format_of(fmt).read(path, name, csv_types)

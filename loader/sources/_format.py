@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 
 from loader.model import Chunk
 
-Reader = Callable[[str, str, Mapping[str, str]], AsyncIterator[Chunk]]
+Reader = Callable[[str, str, Mapping[str, str]], AsyncGenerator[Chunk, None]]
 """(path, the name rejects show, CSV column types) → the records, in file order."""
 
 

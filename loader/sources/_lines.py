@@ -7,7 +7,8 @@ hop per line would cost more than parsing the line.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import aiofiles
@@ -28,7 +29,7 @@ class LineChunk:
     offset: int  # compressed bytes consumed so far, for progress
 
 
-async def _raw_chunks(path: str) -> AsyncIterator[tuple[bytes, int]]:
+async def _raw_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
     if path == "-":
         while chunk := await aiofiles.stdin_bytes.read(CHUNK_BYTES):
             yield chunk, 0
@@ -46,51 +47,54 @@ async def _raw_chunks(path: str) -> AsyncIterator[tuple[bytes, int]]:
         await handle.close()
 
 
-async def byte_chunks(path: str) -> AsyncIterator[tuple[bytes, int]]:
+async def byte_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
     """Decompressed chunks of `path` (gzip when it ends in .gz) with the bytes read so far."""
     if not path.endswith(".gz"):
-        async for chunk, offset in _raw_chunks(path):
-            yield chunk, offset
+        async with aclosing(_raw_chunks(path)) as stream:
+            async for chunk, offset in stream:
+                yield chunk, offset
         return
     inflater = zlib.decompressobj(wbits=31)
-    async for chunk, offset in _raw_chunks(path):
-        data = chunk
-        try:
-            out = inflater.decompress(data)
-            # Concatenated gzip members (e.g. `cat a.gz b.gz`) are one stream to users.
-            while inflater.eof and inflater.unused_data:
-                data = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=31)
-                out += inflater.decompress(data)
-        except zlib.error as exc:
-            raise SourceError(f"{path} is not valid gzip: {exc}.", path=path) from None
-        yield out, offset
+    async with aclosing(_raw_chunks(path)) as stream:
+        async for chunk, offset in stream:
+            data = chunk
+            try:
+                out = inflater.decompress(data)
+                # Concatenated gzip members (e.g. `cat a.gz b.gz`) are one stream to users.
+                while inflater.eof and inflater.unused_data:
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    out += inflater.decompress(data)
+            except zlib.error as exc:
+                raise SourceError(f"{path} is not valid gzip: {exc}.", path=path) from None
+            yield out, offset
     if not inflater.eof:
         raise SourceError(f"{path} ends in the middle of its gzip stream (truncated?).", path=path)
 
 
-async def line_chunks(path: str) -> AsyncIterator[LineChunk]:
+async def line_chunks(path: str) -> AsyncGenerator[LineChunk, None]:
     """Whole lines of `path`, a chunk at a time; a final line without newline is kept."""
     tail = b""
     number = 1
     head = True
-    async for data, offset in byte_chunks(path):
-        if head:
-            # The BOM test needs 3 bytes; a gzip stream can hand out fewer at first.
-            if len(tail) + len(data) < len(BOM):
-                tail += data
-                continue
-            data = (tail + data).removeprefix(BOM)
-            tail = b""
-            head = False
-        data = tail + data
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        if b"\r" in data:  # one scan of the chunk spares a call a line where there is none
-            lines = [_chomp(line) for line in lines]
-        if lines:
-            yield LineChunk(number, lines, False, offset)
-            number += len(lines)
+    async with aclosing(byte_chunks(path)) as stream:
+        async for data, offset in stream:
+            if head:
+                # The BOM test needs 3 bytes; a gzip stream can hand out fewer at first.
+                if len(tail) + len(data) < len(BOM):
+                    tail += data
+                    continue
+                data = (tail + data).removeprefix(BOM)
+                tail = b""
+                head = False
+            data = tail + data
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            if b"\r" in data:  # one scan of the chunk spares a call a line where there is none
+                lines = [_chomp(line) for line in lines]
+            if lines:
+                yield LineChunk(number, lines, False, offset)
+                number += len(lines)
     if head:  # shorter than a BOM: never split above
         lines = tail.removeprefix(BOM).split(b"\n")
         tail = lines.pop()

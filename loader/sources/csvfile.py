@@ -10,7 +10,8 @@ parsed again with the next chunk, since it may have been cut short.
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from loader.codec import MAX_ITEM_BYTES, CodecError, Num, number_size, parse_json
@@ -46,46 +47,47 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-async def read_csv(path: str, name: str, types: Mapping[str, str]) -> AsyncIterator[Chunk]:
+async def read_csv(path: str, name: str, types: Mapping[str, str]) -> AsyncGenerator[Chunk, None]:
     converters = {col: _CONVERTERS[kind] for col, kind in types.items() if kind in _CONVERTERS}
     header: list[str] | None = None
     header_fault: str | None = None
     carry: list[tuple[int, str]] = []
-    async for chunk in line_chunks(path):
-        out: list[Record | Reject] = []
-        lines = carry
-        carry = []
-        number = chunk.first - 1
-        for raw in chunk.lines:
-            number += 1
-            try:
-                lines.append((number, raw.decode()))
-            except UnicodeDecodeError as exc:
-                out.append(Reject(name, number, f"invalid UTF-8 at byte {exc.start}", raw))
-        rows = _parse(lines)
-        if not chunk.last and rows:
-            start = rows.pop()[0]
-            carry = lines[start:]
-        for start, end, row in rows:
-            line, text = lines[start][0], "\n".join(t for _, t in lines[start:end])
-            if isinstance(row, str):
-                out.append(Reject(name, line, row, text))
-            elif not row:
-                continue
-            elif header is None:
-                header = row
-                header_fault = _header_fault(row)
-            elif header_fault is not None:
-                out.append(Reject(name, line, header_fault, text))
-            elif len(row) != len(header):
-                reason = f"row has {len(row)} fields; the header has {len(header)}"
-                out.append(Reject(name, line, reason, text))
-            else:
-                out.append(_record(name, line, text, header, row, converters))
-        if out:
-            # A carried-over row can follow a reject read from this chunk: keep file order.
-            out.sort(key=lambda r: r.line)
-            yield out, chunk.offset
+    async with aclosing(line_chunks(path)) as stream:
+        async for chunk in stream:
+            out: list[Record | Reject] = []
+            lines = carry
+            carry = []
+            number = chunk.first - 1
+            for raw in chunk.lines:
+                number += 1
+                try:
+                    lines.append((number, raw.decode()))
+                except UnicodeDecodeError as exc:
+                    out.append(Reject(name, number, f"invalid UTF-8 at byte {exc.start}", raw))
+            rows = _parse(lines)
+            if not chunk.last and rows:
+                start = rows.pop()[0]
+                carry = lines[start:]
+            for start, end, row in rows:
+                line, text = lines[start][0], "\n".join(t for _, t in lines[start:end])
+                if isinstance(row, str):
+                    out.append(Reject(name, line, row, text))
+                elif not row:
+                    continue
+                elif header is None:
+                    header = row
+                    header_fault = _header_fault(row)
+                elif header_fault is not None:
+                    out.append(Reject(name, line, header_fault, text))
+                elif len(row) != len(header):
+                    reason = f"row has {len(row)} fields; the header has {len(header)}"
+                    out.append(Reject(name, line, reason, text))
+                else:
+                    out.append(_record(name, line, text, header, row, converters))
+            if out:
+                # A carried-over row can follow a reject read from this chunk: keep file order.
+                out.sort(key=lambda r: r.line)
+                yield out, chunk.offset
 
 
 def _parse(lines: list[tuple[int, str]]) -> list[tuple[int, int, list[str] | str]]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 
 from loader.codec import CodecError, parse_json
 from loader.model import Chunk, Record, Reject
@@ -24,19 +25,23 @@ def jsonl_record(name: str, number: int, raw: bytes) -> Record | Reject:
 
 async def raw_lines(path: str) -> AsyncGenerator[tuple[list[tuple[int, bytes]], int]]:
     """The non-blank lines with their numbers, unparsed (for a reader that only routes)."""
-    async for chunk in line_chunks(path):
-        lines = [
-            (number, raw)
-            for number, raw in enumerate(chunk.lines, chunk.first)
-            if raw and not raw.isspace()
-        ]
-        if lines:
-            yield lines, chunk.offset
+    async with aclosing(line_chunks(path)) as stream:
+        async for chunk in stream:
+            lines = [
+                (number, raw)
+                for number, raw in enumerate(chunk.lines, chunk.first)
+                if raw and not raw.isspace()
+            ]
+            if lines:
+                yield lines, chunk.offset
 
 
-async def read_jsonl(path: str, name: str, _types: Mapping[str, str]) -> AsyncIterator[Chunk]:
-    async for lines, offset in raw_lines(path):
-        yield [jsonl_record(name, number, raw) for number, raw in lines], offset
+async def read_jsonl(
+    path: str, name: str, _types: Mapping[str, str]
+) -> AsyncGenerator[Chunk, None]:
+    async with aclosing(raw_lines(path)) as stream:
+        async for lines, offset in stream:
+            yield [jsonl_record(name, number, raw) for number, raw in lines], offset
 
 
 FORMAT = Format("jsonl", read_jsonl, suffixes=(".jsonl", ".ndjson"), json_lines=True)

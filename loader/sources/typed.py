@@ -7,7 +7,8 @@ import gzip
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from loader.codec import CodecError, Num, parse_json
@@ -96,34 +97,38 @@ def typed_record(name: str, line: int, value: Any, text: str | bytes, table: str
     return Record(name, line, value, text, typed=True, table=table)
 
 
-async def read_ddb_json(path: str, name: str, _types: Mapping[str, str]) -> AsyncIterator[Chunk]:
+async def read_ddb_json(
+    path: str, name: str, _types: Mapping[str, str]
+) -> AsyncGenerator[Chunk, None]:
     for file in expand(path):
         label = name if file == path else file
-        async for chunk in line_chunks(file):
-            out: list[Record | Reject] = []
-            number = chunk.first - 1
-            for raw in chunk.lines:
-                number += 1
-                try:
-                    out.append(typed_record(label, number, parse_json(raw), raw, None))
-                except CodecError as exc:
-                    if raw and not raw.isspace():
-                        out.append(Reject(label, number, str(exc), raw))
-            if out:
-                yield out, chunk.offset
+        async with aclosing(line_chunks(file)) as stream:
+            async for chunk in stream:
+                out: list[Record | Reject] = []
+                number = chunk.first - 1
+                for raw in chunk.lines:
+                    number += 1
+                    try:
+                        out.append(typed_record(label, number, parse_json(raw), raw, None))
+                    except CodecError as exc:
+                        if raw and not raw.isspace():
+                            out.append(Reject(label, number, str(exc), raw))
+                if out:
+                    yield out, chunk.offset
 
 
 async def read_request_items(
     path: str, name: str, _types: Mapping[str, str]
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """The whole request file is one JSON document, so it is read whole (up to 512 MB)."""
     data = bytearray()
     offset = 0
-    async for chunk, read in byte_chunks(path):
-        data += chunk
-        offset = read
-        if len(data) > MAX_REQUEST_FILE_BYTES:
-            raise SourceError(f"{name} is over 512 MB: use DynamoDB JSON lines.", path=name)
+    async with aclosing(byte_chunks(path)) as stream:
+        async for chunk, read in stream:
+            data += chunk
+            offset = read
+            if len(data) > MAX_REQUEST_FILE_BYTES:
+                raise SourceError(f"{name} is over 512 MB: use DynamoDB JSON lines.", path=name)
     try:
         text = bytes(data).decode().removeprefix("\ufeff")
     except UnicodeDecodeError as exc:

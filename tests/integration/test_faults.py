@@ -31,7 +31,10 @@ from loader.errors import Outcome
 from tests.conftest import (
     TableFactory,
     assert_table_equals,
+    assert_table_holds,
     create_table,
+    processes_flag,
+    records_done,
     run_cli,
     stored,
 )
@@ -135,7 +138,11 @@ def cli_load(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.timeout(180)
 def test_no_loss_exactly_once_outcome_under_every_fault(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: RecordingProxy, tmp_path: Path
+    ddb_local: DynamoDBLocal,
+    make_table: TableFactory,
+    proxy: RecordingProxy,
+    tmp_path: Path,
+    processes: int,
 ) -> None:
     table = make_table(gsi=False)
     records = [record(i) for i in range(50_000)]
@@ -180,6 +187,7 @@ def test_no_loss_exactly_once_outcome_under_every_fault(
         str(report),
         "--max-wcu",
         "2500",
+        *processes_flag(processes),
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -229,35 +237,60 @@ def repeated_input(base: int, seed: int) -> list[dict[str, Any]]:
     return [r for _, r in rows]
 
 
-async def test_last_write_wins_in_input_order_under_faults(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: RecordingProxy, tmp_path: Path
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    """The records as CSV rows (their values have no commas or quotes to escape); loaded
+    with --csv-type n=N --csv-type version=N they are the JSON records again."""
+    columns = list(records[0]) + ["version"] * ("version" not in records[0])
+    rows = [",".join(str(r.get(c, "")) for c in columns) for r in records]
+    path.write_text(",".join(columns) + "\n" + "\n".join(rows) + "\n")
+
+
+# The three ways records reach the writer processes (loader/parallel/): each writer reads
+# a JSON-lines file itself and keeps its own keys; stdin goes through the main process as
+# raw lines; other formats as parsed records. In one process, each is one reader.
+@pytest.mark.parametrize("how", ["jsonl file", "jsonl on stdin", "csv"])
+def test_last_write_wins_in_input_order_under_faults(
+    ddb_local: DynamoDBLocal,
+    make_table: TableFactory,
+    proxy: RecordingProxy,
+    tmp_path: Path,
+    processes: int,
+    how: str,
 ) -> None:
     table = make_table(gsi=False)
     records = repeated_input(8_000, seed=3)
     lines = write_jsonl(tmp_path / "in.jsonl", records)
     expected = expected_of(lines)
     assert sum(1 for v in expected.values() if v["version"] > 1) == 800
+    stdin = None
+    if how == "jsonl on stdin":
+        source = ["-", "--format", "jsonl"]
+        stdin = (tmp_path / "in.jsonl").read_text()
+    elif how == "csv":
+        write_csv(tmp_path / "in.csv", records)
+        source = [str(tmp_path / "in.csv"), "--csv-type", "n=N", "--csv-type", "version=N"]
+    else:
+        source = [str(tmp_path / "in.jsonl")]
+    report = tmp_path / "report.json"
     proxy.config = FaultConfig(p_unprocessed=0.3, p_500_after=0.1, p_drop_after=0.03, seed=3)
     proxy.reset_stats()
 
-    report = await load(
-        LoadConfig(
-            sources=(str(tmp_path / "in.jsonl"),),
-            table=table,
-            endpoint_url=proxy.url,
-            workers=32,
-            # Fixed sending rate: the adaptive limiter collapses under this many random
-            # faults (see test_adaptive_rate_is_not_collapsed_by_sporadic_faults).
-            adaptive=False,
-        ),
-        stop=asyncio.Event(),
-    )
+    result = run_cli(
+        "load", *source, "--table", table, "--endpoint-url", proxy.url, "--workers", "32",
+        *processes_flag(processes), "--report", str(report), "--no-progress",
+        # A fixed ceiling, above what DynamoDB Local takes here: the adaptive limiter
+        # collapses under this many random faults (see
+        # test_adaptive_rate_is_not_collapsed_by_sporadic_faults).
+        "--max-wcu", "5000",
+        stdin=stdin,
+    )  # fmt: skip
 
-    assert report.outcome is Outcome.OK
-    assert report.rejected == 0
-    assert report.records_read == len(records)
-    assert report.items_written == len(records)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert_table_equals(stored(ddb_local.url, table), expected)
+    numbers = json.loads(report.read_text())
+    assert numbers["rejected"] == 0
+    assert numbers["records_read"] == len(records)
+    assert numbers["items_written"] == len(records)
     stats = proxy.stats()
     assert stats.unprocessed_items > 0
     assert stats.errors_500_after > 0
@@ -352,10 +385,10 @@ def test_a_hot_partition_backs_off_while_other_keys_keep_flowing(
 
 @pytest.fixture(scope="module")
 def exhausted_run(
-    ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory
+    ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory, processes: int
 ) -> dict[str, Any]:
-    """One CLI load whose hot partition cannot keep up: with --max-retries 2 most hot
-    records are given up. Shared by the tests below (one run, several findings)."""
+    """One CLI load whose hot partition cannot keep up: with --max-retries 2 a hot
+    record runs out of retries. Shared by the tests below (one run, several findings)."""
     tmp = tmp_path_factory.mktemp("exhausted")
     # 16 partitions of 20 WCU/s: the ~13 cold items of each cold partition fit its first
     # second's budget; the 150 hot items need 7 s of theirs, far beyond 3 attempts.
@@ -368,71 +401,53 @@ def exhausted_run(
     lines = write_jsonl(source, [record(i) for i in ids])
     table = create_table(ddb_local.url, gsi=False, name=f"exhausted-{time.time_ns()}")
     with FaultProxy(ddb_local.url, FaultConfig(partitions=partitions, partition_wcu_per_s=20)) as p:
-        result = cli_load(
-            str(source),
-            "--table",
-            table,
-            "--endpoint-url",
-            p.url,
-            "--max-retries",
-            "2",
-            # A fixed rate keeps this run to ~1 s: the adaptive limiter would slow every
-            # key down for the hot partition's sake (see the hot-partition test above).
-            "--max-wcu",
-            "1000",
-            "--rejects",
-            str(tmp / "rejects.jsonl"),
-            "--report",
-            str(tmp / "report.json"),
-        )
-    rejects_path = tmp / "rejects.jsonl"
+        args = [
+            *(str(source), "--table", table, "--endpoint-url", p.url),
+            *("--checkpoint", str(tmp / "checkpoint.json"), "--rejects", str(tmp / "rejects")),
+            *processes_flag(processes),
+        ]
+        # A fixed rate keeps this run to ~1 s: the adaptive limiter would slow every key
+        # down for the hot partition's sake (see the hot-partition test above).
+        result = cli_load(*args, "--max-retries", "2", "--max-wcu", "1000", "--report",
+                          str(tmp / "report.json"))  # fmt: skip
     return {
         "result": result,
+        "args": args,
         "lines": lines,
-        "source": str(source),
-        "hot": {record(i)["PK"] for i in hot_ids},
-        "table": stored(ddb_local.url, table),
-        "rejects": [json.loads(x) for x in rejects_path.read_text().splitlines()]
-        if rejects_path.exists()
-        else [],
-        "report": json.loads((tmp / "report.json").read_text())
-        if (tmp / "report.json").exists()
-        else None,
+        "tmp": tmp,
+        "table": table,
+        "stored": stored(ddb_local.url, table),
+        "report": json.loads((tmp / "report.json").read_text()),
     }
 
 
-def test_retries_exhausted_land_in_rejects_and_nothing_is_silently_dropped(
-    exhausted_run: dict[str, Any],
+def test_retries_exhausted_stop_the_job_and_reject_nothing(exhausted_run: dict[str, Any]) -> None:
+    # A record is rejected for what DynamoDB says of it, never for its availability.
+    run = exhausted_run
+    result = run["result"]
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "outcome          retries exhausted: DynamoDB refused" in result.stdout
+    assert "3 times in a row" in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
+    assert not (run["tmp"] / "rejects").read_text()
+    assert run["report"]["rejected"] == 0
+    # What was written is the input's; all below the checkpoint was, and not all was.
+    expected = expected_of(run["lines"])
+    assert_table_holds(expected, run["stored"])
+    done = records_done(run["tmp"] / "checkpoint.json")
+    assert done < len(run["lines"])
+    assert_table_holds(run["stored"], expected_of(run["lines"][:done]))
+
+
+def test_after_retries_ran_out_resume_loads_exactly_the_input(
+    ddb_local: DynamoDBLocal, exhausted_run: dict[str, Any]
 ) -> None:
     run = exhausted_run
-    assert run["result"].returncode in (1, 3), run["result"].stderr[-3000:]
-    rejects, table, lines = run["rejects"], run["table"], run["lines"]
-    assert rejects, "the hot partition was meant to exhaust --max-retries 2"
-    for row in rejects:
-        assert "gave up" in row["reason"], row
-        assert row["source"] == run["source"]
-        assert row["record"] == lines[row["line"] - 1]
-    rejected_keys = [json.loads(row["record"])["PK"] for row in rejects]
-    assert len(rejected_keys) == len(set(rejected_keys)), "a record rejected twice"
-    assert set(rejected_keys) <= run["hot"], "only the throttled partition gives up"
-    # table ∪ rejects == input, exactly (no 500-after faults here, so they are disjoint)
-    table_keys = {pk for pk, _ in table}
-    assert not table_keys & set(rejected_keys), "written and rejected at once"
-    assert table_keys | set(rejected_keys) == {json.loads(x)["PK"] for x in lines}
-    assert_table_equals(
-        table, {k: v for k, v in expected_of(lines).items() if k[0] not in set(rejected_keys)}
-    )
-    numbers = run["report"]
-    assert numbers["records_read"] == len(lines)
-    assert numbers["rejected"] == len(rejects)
-    assert numbers["items_written"] == len(table)
-    assert numbers["items_written"] + numbers["rejected"] == numbers["records_read"]
+    args = [a.replace(a, ddb_local.url) if a.startswith("http://") else a for a in run["args"]]
+    result = cli_load(*args, "--resume")
 
-
-def test_retries_exhausted_exit_status_is_3(exhausted_run: dict[str, Any]) -> None:
-    result = exhausted_run["result"]
-    assert result.returncode == 3, result.stderr[-2000:]
-    assert "retries exhausted" in result.stdout, result.stdout  # the summary says why
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_table_equals(stored(ddb_local.url, run["table"]), expected_of(run["lines"]))
 
 
 # --------------------------------------------------------------------------- 4. rate

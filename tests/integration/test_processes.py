@@ -1,16 +1,15 @@
-"""--processes: writer processes fed by one reader. Every operation on a key goes through
-one process in input order, so the last write wins however far apart the duplicates are;
-rejects, counts and checkpoints are merged."""
+"""How records reach the writers: with --processes, writer processes fed by one reader.
+Every operation on a key goes through one process in input order, so the last write wins
+however far apart the duplicates are; rejects, counts and checkpoints are merged. The
+guarantees are a single process's: those tests run with one process and with two
+(the `processes` fixture), like the fault and resume tests."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from tests.conftest import (
     TableFactory,
     load_into,
+    processes_flag,
     records_done,
     running_loader,
     scan_table,
@@ -48,59 +48,8 @@ def write_records(path: Path, count: int) -> dict[str, int]:
     return {r["PK"]: r["v"] for r in records}
 
 
-def as_csv(jsonl: Path) -> Path:
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    path = jsonl.with_suffix(".csv")
-    path.write_text("PK,SK,v\n" + "".join(f"{r['PK']},{r['SK']},{r['v']}\n" for r in rows))
-    return path
-
-
-# Three ways to the writer processes: each writer reads a JSONL file itself and keeps its
-# own keys; stdin goes through the main process as raw lines; other formats as records.
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("how", ["jsonl file", "jsonl on stdin", "csv"])
-def test_with_two_processes_under_faults_each_key_ends_with_its_last_write(
-    ddb_local: DynamoDBLocal,
-    proxy: FaultProxy,
-    make_table: TableFactory,
-    tmp_path: Path,
-    how: str,
-) -> None:
-    table = make_table(gsi=False)
-    source = tmp_path / "dups.jsonl"
-    last = write_records(source, 6_000)
-    proxy.config = FaultConfig(p_unprocessed=0.2, p_500_after=0.05, seed=7)
-    report = tmp_path / "report.json"
-    args = ["--processes", "2", "--workers", "8", "--report", str(report)]
-    args += ["--table", table, "--endpoint-url", proxy.url, "--no-progress"]
-    stdin = None
-    if how == "jsonl on stdin":
-        args += ["-", "--format", "jsonl"]
-        stdin = source.read_text()
-    elif how == "csv":
-        args += [str(as_csv(source)), "--csv-type", "v=N"]
-    else:
-        args += [str(source)]
-
-    result = subprocess.run(
-        [sys.executable, "-m", "loader", "load", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    stored = {item["PK"]["S"]: int(item["v"]["N"]) for item in scan_table(ddb_local.url, table)}
-    assert stored == last
-    numbers = json.loads(report.read_text())
-    lines = len(source.read_text().splitlines())
-    assert numbers["records_read"] == numbers["items_written"] == lines
-    assert numbers["unprocessed_retries"] > 0  # the faults did happen, in the writers
-
-
 def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, processes: int
 ) -> None:
     table = make_table(gsi=False)
     lines = [json.dumps({"PK": f"P#{i}", "SK": "S"}) for i in range(3000)]
@@ -116,8 +65,7 @@ def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
         table,
         ddb_local.url,
         str(source),
-        "--processes",
-        "2",
+        *processes_flag(processes),
         "--rejects",
         str(rejects),
         "--report",
@@ -136,8 +84,12 @@ def test_rejects_from_the_reader_and_the_writers_are_all_counted_and_kept(
 
 
 @pytest.mark.timeout(240)
-def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
-    ddb_local: DynamoDBLocal, proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+def test_a_stopped_load_resumes_to_exactly_the_input(
+    ddb_local: DynamoDBLocal,
+    proxy: FaultProxy,
+    make_table: TableFactory,
+    tmp_path: Path,
+    processes: int,
 ) -> None:
     table = make_table(gsi=False)
     source = tmp_path / "in.jsonl"
@@ -146,7 +98,8 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
     proxy.config = FaultConfig(latency_s=0.2)  # ~1,000 items/s: the load lasts seconds
     with running_loader(
         "load", str(source), "--table", table, "--endpoint-url", proxy.url,
-        "--processes", "2", "--workers", "4", "--checkpoint", str(checkpoint), "--no-progress",
+        *processes_flag(processes), "--workers", "4", "--checkpoint", str(checkpoint),
+        "--no-progress",
     ) as process:  # fmt: skip
         wait_until(lambda: records_done(checkpoint) > 0, process)
         process.send_signal(signal.SIGTERM)
@@ -161,8 +114,7 @@ def test_a_stopped_multi_process_load_resumes_to_exactly_the_input(
         table,
         proxy.url,
         str(source),
-        "--processes",
-        "2",
+        *processes_flag(processes),
         "--checkpoint",
         str(checkpoint),
         "--resume",
@@ -212,40 +164,9 @@ def test_max_wcu_is_the_whole_job_s_ceiling_however_many_processes(
     assert 270 <= mean <= 330, f"mean {mean:.0f} WCU/s over {seconds} (all: {per_second})"
 
 
-@pytest.mark.parametrize("kind", ["jsonl", "csv"])
-def test_a_truncated_input_stops_the_job_as_one_process_would_and_keeps_its_place(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, kind: str
-) -> None:
-    # JSONL: every writer reads the file and meets its broken end; CSV: the main process
-    # does, and hands on what it read. Either way the job exits 2 with the one sentence a
-    # single process gives, and the checkpoint keeps what was finished (it fell back to
-    # 0: the writers' error replaced their counters, or their last states were dropped).
-    table = make_table(gsi=False)
-    if kind == "jsonl":
-        rows = [json.dumps({"PK": f"P#{i}", "SK": "S", "v": i}) for i in range(20_000)]
-    else:
-        rows = ["PK,SK,v", *(f"P#{i},S,{i}" for i in range(20_000))]
-    whole = gzip.compress(("\n".join(rows) + "\n").encode())
-    source = tmp_path / f"in.{kind}.gz"
-    source.write_bytes(whole[: len(whole) - 500])
-    checkpoint = tmp_path / "load.ckpt"
-
-    result = load_into(
-        table, ddb_local.url, str(source), "--processes", "2", "--checkpoint", str(checkpoint)
-    )
-
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().endswith("ends in the middle of its gzip stream (truncated?).")
-    assert "Traceback" not in result.stderr
-    done = json.loads(checkpoint.read_text())["records_done"]
-    assert done > 10_000
-    written = {item["PK"]["S"] for item in scan_table(ddb_local.url, table)}
-    assert {f"P#{i}" for i in range(done)} <= written  # finished means written
-
-
 @pytest.mark.parametrize("how", ["jsonl file", "jsonl on stdin"])
 def test_the_first_record_that_parses_is_checked_before_any_write(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, how: str
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, how: str, processes: int
 ) -> None:
     # As in one process: lines that do not parse are rejected, and the first record that
     # does is checked; a key the records do not carry stops the job before any write.
@@ -255,7 +176,7 @@ def test_the_first_record_that_parses_is_checked_before_any_write(
         "# exported 2026-11-27\n" + "".join(f'{{"id": "P#{i}"}}\n' for i in range(2_000))
     )
     rejects = tmp_path / "rejects.jsonl"
-    args = ["--table", table, "--endpoint-url", ddb_local.url, "--processes", "2"]
+    args = ["--table", table, "--endpoint-url", ddb_local.url, *processes_flag(processes)]
     args += ["--rejects", str(rejects)]
     stdin = None
     if how == "jsonl on stdin":
@@ -280,14 +201,14 @@ def test_the_first_record_that_parses_is_checked_before_any_write(
 
 
 def test_max_rejects_reached_on_the_first_lines_still_reports(
-    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, processes: int
 ) -> None:
     table = make_table(gsi=False)
     source = tmp_path / "in.jsonl"
     source.write_text('{"PK": \n' + "".join(f'{{"PK": "P#{i}", "SK": "S"}}\n' for i in range(99)))
     rejects, report = tmp_path / "rejects.jsonl", tmp_path / "report.json"
     checkpoint = tmp_path / "load.ckpt"
-    args = ["--processes", "2", "--max-rejects", "0", "--checkpoint", str(checkpoint)]
+    args = [*processes_flag(processes), "--max-rejects", "0", "--checkpoint", str(checkpoint)]
 
     result = load_into(
         table, ddb_local.url, str(source), *args, "--rejects", str(rejects),
@@ -303,43 +224,3 @@ def test_max_rejects_reached_on_the_first_lines_still_reports(
     assert json.loads(checkpoint.read_text())["records_done"] == 1
     load_into(table, ddb_local.url, str(source), *args, "--resume", check_status=0)
     assert len(scan_table(ddb_local.url, table)) == 99
-
-
-@pytest.mark.timeout(120)
-def test_a_killed_multi_process_load_loses_no_reject_below_its_checkpoint(
-    proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
-) -> None:
-    # The checkpoint passes a record its writer process rejected only once the reject is
-    # on disk: a writer's buffered rejects died with it when the whole job was killed.
-    # Rare rejects (one in 500 records) sit in a writer's file buffer for long.
-    table = make_table(gsi=False)
-    source = tmp_path / "in.jsonl"
-    lines = [
-        json.dumps({"PK": f"P#{i}"} if i % 500 == 3 else {"PK": f"P#{i}", "SK": "S", "v": i})
-        for i in range(12_000)
-    ]
-    source.write_text("\n".join(lines) + "\n")
-    checkpoint, rejects = tmp_path / "load.ckpt", tmp_path / "rejects.jsonl"
-    proxy.config = FaultConfig(latency_s=0.2)  # ~1,000 items/s: still running when killed
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "loader", "load", str(source), "--table", table,
-            "--endpoint-url", proxy.url, "--processes", "2", "--workers", "4",
-            "--checkpoint", str(checkpoint), "--rejects", str(rejects), "--no-progress",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if checkpoint.exists() and json.loads(checkpoint.read_text())["records_done"] > 3_000:
-            break
-    os.killpg(process.pid, signal.SIGKILL)  # the main process and its writers, at once
-    process.wait(timeout=30)
-
-    done = json.loads(checkpoint.read_text())["records_done"]
-    assert done > 3_000
-    kept = {json.loads(row)["line"] for row in rejects.read_text().splitlines()}
-    assert {i + 1 for i in range(done) if i % 500 == 3} <= kept
