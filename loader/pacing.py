@@ -54,7 +54,7 @@ MAX_WINDOW_S = 2.0  # a slow table's windows grow to gather answers, up to here
 MIN_ANSWERS = 14  # fewer, and one refused request is a share of 7% or more
 NOISE = 0.02  # a share of refusals below this is no refusal at all
 SEARCH_STEP = 0.85  # searching, each window sends this much less...
-SEARCH_WINDOWS = 6  # ...for this many windows at most
+SEARCH_WINDOWS = 4  # ...for this many windows at most
 STABLE = 0.03  # shares this close, one window to the next, are the same...
 MAX_NOISE = 0.12  # ...or closer than twice their spread by chance, up to this
 PROBES = (1.1, 1.2, 1.35, 1.5)  # each probe the table took is followed by a bolder one
@@ -65,8 +65,6 @@ MANY_REQUESTS = 0.1  # this many more requests touched than at any rate: over ca
 AT_CAPACITY = 0.04  # refused this much beyond the base share: over the capacity
 KNEE = 0.9  # a window that accepted less than this share of the delivery rate is below it
 LIMITED = 0.9  # a window that sent less than this share of its pace was the loader's limit
-UNSENT_PROBES = 2  # a probe the loader could not send is tried again this many times
-PROBE_STOP = 6  # a probe ends past this many answers with refusals beyond the base's
 FELL_TO = 0.8  # cruising over the capacity, and accepting less than this share: it fell
 
 
@@ -160,7 +158,6 @@ class DeliveryRate:
         self._quiet = False  # searching, a window just refused nothing
         self._phase = 0  # windows since the last probe
         self._probe = 0
-        self._unsent = 0  # probes in a row the loader could not send
         self._cruise = CRUISE[0]
         self._window: _Window | None = None
         self.cuts = 0
@@ -181,19 +178,8 @@ class DeliveryRate:
         window.refused += refused
         window.refused_answers += refused > 0
         span = now - window.start
-        # A probe the table refuses from many requests is over at once: the rest of its
-        # window would be refused too (the table spent what it had saved).
-        full = (
-            span >= COMMIT_S
-            and self._phase == 0
-            and not self.searching
-            and window.refused_answers
-            > PROBE_STOP + window.answers * (self.base_requests + MANY_REQUESTS)
-        )
-        if (
-            full
-            or (span >= WINDOW_S and window.answers >= MIN_ANSWERS)
-            or (span >= MAX_WINDOW_S and window.answers >= 2)
+        if (span >= WINDOW_S and window.answers >= MIN_ANSWERS) or (
+            span >= MAX_WINDOW_S and window.answers >= 2
         ):
             self._window = None
             share = window.refused / window.sent if window.sent else 0.0
@@ -234,14 +220,6 @@ class DeliveryRate:
         # Long enough, the refusals that stay come at this rate too (a table shared
         # with other loaders is full whatever this one sends).
         if self._searched < SEARCH_WINDOWS:
-            if now.sent > last.accepted and share > NOISE and not confirming:
-                # Still sending more than the table took (answers to sends of the
-                # faster pace, a burst it had saved): refusals far over the capacity
-                # hardly fall with the rate, and would pass for chance ones. Step
-                # down from what it takes now.
-                self._full = max(self._full, accepted)
-                self._set(SEARCH_STEP * accepted)
-                return
             if share > last.share + now.noise:
                 # Refused more while sending less: the capacity fell (a burst ran out).
                 self.delivery = self._full = accepted
@@ -297,16 +275,14 @@ class DeliveryRate:
                 # Taken whole: the capacity is more (or the table spent a burst it had
                 # saved up); probe again, bolder.
                 self._chain.append(self.delivery)
-                self._unsent = 0
                 self.delivery = accepted
                 self._probe = min(self._probe + 1, len(PROBES) - 1)
                 self._cruise = CRUISE[0]
                 self._over.clear()
                 self._pace()
                 return
-            if not over and now.limited and self._unsent < UNSENT_PROBES:
+            if not over and now.limited:
                 # The loader could not send the probe: it says nothing. Probe again.
-                self._unsent += 1
                 self._pace()
                 return
             if over:
@@ -314,7 +290,6 @@ class DeliveryRate:
                 # before the last probe it took (that one may have spent a burst).
                 self.delivery = min(accepted, self._chain[-1]) if self._chain else accepted
             self._chain.clear()
-            self._unsent = 0
             self._probe = 0
             self._cruise = min(self._cruise + 4, CRUISE[1])
         elif not more and ((phase == 1 and accepted < KNEE * self.delivery) or now.limited):
@@ -333,9 +308,7 @@ class DeliveryRate:
                     self.cuts += 1
                     self.searching = True
                     self._searched = 0
-                    self._full = self.delivery = fell
-                    self._set(SEARCH_STEP * fell)  # the search's first step, not a probe
-                    return
+                    self._full = fell
                 self.delivery = fell
         else:
             self._over.clear()
