@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
-    with FaultProxy(ddb_local.url) as running:
-        yield running
 
 
 def write_records(path: Path, count: int) -> dict[str, int]:

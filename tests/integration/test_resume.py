@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -108,12 +107,6 @@ def fetch(url: str, table: str, keys: list[Key]) -> dict[Key, dict[str, Any]]:
                 out[(value["PK"], value["SK"])] = value
             request = answer.get("UnprocessedKeys") or {}
     return out
-
-
-@pytest.fixture
-def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
-    with FaultProxy(ddb_local.url, FaultConfig()) as p:
-        yield p
 
 
 # --------------------------------------------------------------------------- SIGKILL

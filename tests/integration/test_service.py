@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,6 @@ from tests.faultproxy import FaultConfig, FaultProxy
 from tests.integration.test_faults import expected_of, record, write_jsonl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
-    with FaultProxy(ddb_local.url) as running:
-        yield running
 
 
 def load(source: Path, table: str, url: str, tmp_path: Path, *flags: str) -> Any:

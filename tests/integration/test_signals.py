@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,6 @@ def stored(url: str, table: str) -> dict[Key, dict[str, Any]]:
 
 def start_load(*args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     return running_loader("load", *args, "--no-progress")
-
-
-@pytest.fixture
-def proxy(ddb_local: DynamoDBLocal) -> Iterator[FaultProxy]:
-    with FaultProxy(ddb_local.url) as p:
-        yield p
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
