@@ -13,15 +13,23 @@ The policy works in windows of half a second of answers (longer on a slow table)
   refused stops falling. Below the table's capacity only the refusals that come at any
   rate are left: their share is the *base share*, and the capacity (the delivery
   rate) is what the table accepted while it refused more. A share that rises while
-  less is sent means the capacity fell (a burst the table had saved ran out).
+  less is sent means the capacity fell (a burst the table had saved ran out). Two
+  windows must say it, and a share over half is never a base: no flaky back end
+  refuses that much, and a loader that took it for one would pace at twice the
+  capacity and more. The first refusals end their window at once and send at a
+  quarter of what went out: loaders that start together start even.
 - **Cruise.** The pace is delivery ÷ (1 − base share) × a gain just under 1: what
   must be sent, retries included, for the table to accept its delivery rate, with a
   little room, because a table whose bucket hovers near empty refuses an item from
   many requests.
 - **Probe and drain.** Now and then a window goes faster. A probe the table takes whole
   raises the delivery rate and is followed by a bolder one, so a capacity that grew
-  fourfold is caught up with in seconds; a probe it refuses sets the rate to what it
-  took, and the window after it, slower, measures the base share again (it drifts).
+  fourfold is caught up with in seconds. A probe it refuses from many requests ends
+  at once, and sets the rate to what it took, or, if that is less than a probe before
+  it took, to the last step of the chain below it: a table that saved a burst while
+  the loader cruised takes a chain of probes whole, and the burst is no capacity. The
+  window after it, slower, measures the base share again (it drifts), and the first
+  window over the rate it left is a cut.
   Probes come at odd times (a seeded random), so that loaders sharing a table do not
   probe in step, and less often while they fail.
 - **Cut.** Only when accepting fell while refusing rose: two cruise windows over the
@@ -53,6 +61,7 @@ WINDOW_S = 0.5
 MAX_WINDOW_S = 2.0  # a slow table's windows grow to gather answers, up to here
 MIN_ANSWERS = 14  # fewer, and one refused request is a share of 7% or more
 NOISE = 0.02  # a share of refusals below this is no refusal at all
+START_CUT = 0.25  # at the first refusals, send no more than this share of what went out
 SEARCH_STEP = 0.85  # searching, each window sends this much less...
 SEARCH_WINDOWS = 4  # ...for this many windows at most
 STABLE = 0.03  # shares this close, one window to the next, are the same...
@@ -65,6 +74,8 @@ MANY_REQUESTS = 0.1  # this many more requests touched than at any rate: over ca
 AT_CAPACITY = 0.04  # refused this much beyond the base share: over the capacity
 KNEE = 0.9  # a window that accepted less than this share of the delivery rate is below it
 LIMITED = 0.9  # a window that sent less than this share of its pace was the loader's limit
+PROBE_STOP = 6  # a probe ends past this many answers with refusals beyond the base's
+MAX_BASE = 0.5  # refused beyond this share, a table is full, whatever else refuses
 FELL_TO = 0.8  # cruising over the capacity, and accepting less than this share: it fell
 
 
@@ -158,6 +169,7 @@ class DeliveryRate:
         self._quiet = False  # searching, a window just refused nothing
         self._phase = 0  # windows since the last probe
         self._probe = 0
+        self._refused = False  # the last probe was refused; what it left is not yet tried
         self._cruise = CRUISE[0]
         self._window: _Window | None = None
         self.cuts = 0
@@ -178,8 +190,19 @@ class DeliveryRate:
         window.refused += refused
         window.refused_answers += refused > 0
         span = now - window.start
-        if (span >= WINDOW_S and window.answers >= MIN_ANSWERS) or (
-            span >= MAX_WINDOW_S and window.answers >= 2
+        # A probe the table refuses from many requests is over at once: the rest of its
+        # window would be refused too (the table spent what it had saved).
+        full = (
+            span >= COMMIT_S
+            and self._phase == 0
+            and not self.searching
+            and window.refused_answers
+            > PROBE_STOP + window.answers * (self.base_requests + MANY_REQUESTS)
+        )
+        if (
+            full
+            or (span >= WINDOW_S and window.answers >= MIN_ANSWERS)
+            or (span >= MAX_WINDOW_S and window.answers >= 2)
         ):
             self._window = None
             share = window.refused / window.sent if window.sent else 0.0
@@ -210,10 +233,16 @@ class DeliveryRate:
         last = self._last
         accepted, share = now.accepted, now.share
         if self.delivery is None or last is None or not self.searching:
+            rate = SEARCH_STEP * accepted
+            if self.delivery is None:
+                # The first refusals end a window at once (the table spent what it had
+                # saved), and so early it may hold only one hot key's answers: what it
+                # accepted says little, what went out says how far over it was.
+                rate = max(rate, START_CUT * now.sent)
             self.searching = True
             self._searched = 0
             self.delivery = accepted
-            self._set(SEARCH_STEP * accepted)
+            self._set(rate)
             return
         self._searched += 1
         confirming, self._quiet = self._quiet, False
@@ -236,6 +265,12 @@ class DeliveryRate:
                     # a few dozen answers had none by chance. One more says which.
                     self._quiet = True
                     return
+        if share > MAX_BASE or (self._searched < 2 and share > NOISE):
+            # Not yet: a share the first window after a cut repeats may be the cut
+            # window's, a table over its capacity; and most of what is sent refused
+            # is no flaky back end (no load could go on at that), but a full table.
+            self._set(SEARCH_STEP * accepted)
+            return
         # As much refused at this rate as at the last: those refusals do not depend on
         # the rate. The capacity is what the table took while it refused more.
         self.searching = False
@@ -286,29 +321,41 @@ class DeliveryRate:
                 self._pace()
                 return
             if over:
-                # The table was full: what it took is its capacity, and no more than
-                # before the last probe it took (that one may have spent a burst).
-                self.delivery = min(accepted, self._chain[-1]) if self._chain else accepted
+                # The table was full: what it took is its capacity. Probes of the chain
+                # that went faster than that were paid for by a burst it had saved.
+                self.delivery = max((c for c in self._chain if c <= accepted), default=accepted)
+            self._refused = over
             self._chain.clear()
             self._probe = 0
             self._cruise = min(self._cruise + 4, CRUISE[1])
         elif not more and ((phase == 1 and accepted < KNEE * self.delivery) or now.limited):
             # Below the capacity (a drain, or the loader's own limit), what is refused
-            # is the base share; it may drift (a flakier back end): learn it again.
+            # is the base share; it may drift (a flakier back end): learn it again. Not
+            # upwards just after a refused probe: the table was left with nothing saved.
+            requests = now.requests
+            if phase == 1 and self._refused:
+                share, requests = min(share, base), min(requests, self.base_requests)
             self.base_share += (share - base) / 2
-            self.base_requests += (now.requests - self.base_requests) / 2
+            self.base_requests += (requests - self.base_requests) / 2
         elif over and phase != 1:
             self._over.append(accepted)
-            if clearly or len(self._over) >= 2:
+            # Just after a refused probe, one window says it: the estimate is what a
+            # probe taken from a burst left.
+            if clearly or self._refused or len(self._over) >= 2:
                 # Cruising over the capacity: it is what the table accepted meanwhile.
                 self._over.sort()
                 fell = self._over[len(self._over) // 2]
                 self._over.clear()
+                self._refused = False
                 if fell < FELL_TO * self.delivery:
                     self.cuts += 1
                     self.searching = True
                     self._searched = 0
-                    self._full = fell
+                    self._full = self.delivery = fell
+                    # The search goes on from below what the table took, not from
+                    # the cycle's next pace (which may be a probe).
+                    self._set(SEARCH_STEP * fell)
+                    return
                 self.delivery = fell
         else:
             self._over.clear()

@@ -282,6 +282,10 @@ def test_last_write_wins_in_input_order_under_faults(
         # collapses under this many random faults (see
         # test_adaptive_rate_is_not_collapsed_by_sporadic_faults).
         "--max-wcu", "5000",
+        # Each send of an item fails 39% of the time here (refused, a 500, a dropped
+        # answer): of 8,000 items, 0.25 a run are expected to fail 11 sends in a row,
+        # which stops the job as it should (exit 3). This test is about the order.
+        "--max-retries", "30",
         stdin=stdin,
     )  # fmt: skip
 
@@ -535,7 +539,7 @@ async def test_adaptive_rate_uses_90_percent_of_a_throttled_table(
     assert len(per_second) >= 5, measured
     assert mean >= 900, measured
     # Issue 13's target is 10% (benchmarks/throttled.py measures it over longer runs);
-    # one 17 s run here measured 9-13%, mostly in the probes, so the bar has room.
+    # 17 s runs here measured 6-10%, mostly in the probes, so the bar has room.
     assert share <= 0.15, measured
 
 
