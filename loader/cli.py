@@ -218,6 +218,10 @@ class Progress:
             done = min(snap.bytes_read / total_bytes, 1.0)
             eta = snap.elapsed_s * (1 - done) / done if done else 0.0
             line += f"  {done:6.1%}  ETA {_duration(eta)}"
+        if snap.throttled_requests:
+            line += f"  throttled {snap.throttled_requests:,}"
+            if snap.key_range_throttles:
+                line += f" ({snap.key_range_throttles:,} by a hot key range)"
         if snap.unavailable_s:
             line += f"  DynamoDB unavailable for {snap.unavailable_s:,.0f} s, waiting"
         if self._tty:
@@ -230,6 +234,12 @@ class Progress:
         if self._tty and self._calls:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def _reasons(reasons: dict[str, int]) -> str:
+    """ThrottlingReasons, most frequent first: "TableWriteKeyRangeThroughputExceeded 40, …"."""
+    ranked = sorted(reasons.items(), key=lambda pair: (-pair[1], pair[0]))
+    return ", ".join(f"{reason} {count:,}" for reason, count in ranked)
 
 
 def _duration(seconds: float) -> str:
@@ -252,6 +262,11 @@ def summary(report: LoadReport) -> str:
         f"requests         {report.requests:,}  (throttled {report.throttled_requests:,}, "
         f"unprocessed items retried {report.unprocessed_retries:,}, "
         f"errors retried {report.errors_retried:,})",
+        *(
+            [f"throttled by     {_reasons(report.throttling_reasons)}"]
+            if report.throttling_reasons
+            else []
+        ),
         f"WCU consumed     {report.consumed_wcu:,.1f}  (estimated {report.estimated_wcu:,.1f})",
         f"elapsed          {report.elapsed_s:,.2f} s  ({report.items_per_second:,.0f} items/s)",
         f"latency          p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  "

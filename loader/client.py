@@ -14,6 +14,7 @@ per-key order.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -24,7 +25,13 @@ from urllib.parse import urlsplit
 import orjson
 
 from loader.codec import Request
-from loader.credentials import Resolved, StaticCredentials, from_environment, resolve
+from loader.credentials import (
+    Resolved,
+    StaticCredentials,
+    from_environment,
+    proxy_for,
+    resolve,
+)
 from loader.errors import (
     ConfigError,
     RequestRejected,
@@ -32,7 +39,7 @@ from loader.errors import (
     TransientError,
     TransportError,
 )
-from loader.http import HttpPool, request_head
+from loader.http import HttpPool
 from loader.sigv4 import Signer
 
 CREDENTIALS_CHECK_S = 10.0  # refreshable credentials are re-read (in a thread) this often
@@ -110,7 +117,7 @@ class WireClient:
         self._credentials = credentials
         self._host = urlsplit(endpoint).netloc
         self._path = urlsplit(endpoint).path.rstrip("/") + "/"
-        self._signer = Signer(region, self._host)
+        self._signer = Signer(region, self._host, self._path)
         self._timeout = read_timeout_s
         self._static = not hasattr(credentials, "refresh_needed")
         self._frozen: Any = None
@@ -118,6 +125,7 @@ class WireClient:
         self.region = region
         self.endpoint = endpoint
         self.profile: str | None = None
+        self.ca_bundle: str | None = None
 
     async def batch_write_item(self, request_items: dict[str, list[Any]]) -> dict[str, Any]:
         payload = {"RequestItems": request_items, "ReturnConsumedCapacity": "TOTAL"}
@@ -152,9 +160,17 @@ class WireClient:
         )
         headers["User-Agent"] = USER_AGENT
         headers["Accept-Encoding"] = "identity"
-        head = request_head(self._path, self._host, headers, len(body))
+        head = self._http.head(headers, len(body))
         try:
             status, answer, data = await self._http.post(head, body, self._timeout)
+        except ssl.SSLCertVerificationError as exc:
+            # No retry makes a certificate trusted: a company's TLS-inspecting proxy, or
+            # a gateway's own authority, needs its CA named.
+            raise ConfigError(
+                f"The TLS certificate of {self._host} is not trusted "
+                f"({exc.verify_message or exc.reason}): set AWS_CA_BUNDLE, or ca_bundle in "
+                "the profile, to the file of the authority that signed it."
+            ) from None
         except (TransportError, OSError, TimeoutError) as exc:
             reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
             raise TransientError(
@@ -302,21 +318,22 @@ async def open_client(
     """
     if resolved is not None:
         endpoint, resolved_region = resolved.endpoint, resolved.region
-        credentials = resolved.credentials_object()
+        credentials, ca_bundle = resolved.credentials_object(), resolved.ca_bundle
     elif (explicit := from_environment(endpoint_url, region, profile)) is not None:
-        endpoint, resolved_region, credentials = explicit
+        endpoint, resolved_region, credentials, ca_bundle = explicit
     else:
-        endpoint, resolved_region, credentials = await asyncio.to_thread(
+        endpoint, resolved_region, credentials, ca_bundle = await asyncio.to_thread(
             resolve, endpoint_url, region, profile
         )
     try:
-        http = HttpPool(endpoint, connections)
+        http = HttpPool(endpoint, connections, ca_bundle=ca_bundle, proxy=proxy_for(endpoint))
     except ValueError as exc:
-        raise ConfigError(f"Bad endpoint URL: {exc}") from None
+        raise ConfigError(str(exc)) from None
     client = WireClient(
         http=http, endpoint=endpoint, region=resolved_region, credentials=credentials
     )
     client.profile = profile
+    client.ca_bundle = ca_bundle
     try:
         yield client
     finally:
@@ -332,4 +349,5 @@ async def resolved_of(client: WireClient) -> Resolved:
         StaticCredentials(frozen.access_key, frozen.secret_key, frozen.token),
         client.credentials_expiry(),
         client.profile,
+        client.ca_bundle,
     )

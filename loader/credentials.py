@@ -1,13 +1,16 @@
-"""Where the credentials, the region and the endpoint come from: botocore's chain when
-it must be asked (profiles, SSO, roles, endpoint rules), the environment when all is
-explicit, and what a main process hands its writer processes."""
+"""Where the credentials, the region, the endpoint and the way to it (a CA bundle, a
+proxy) come from: botocore's chain when it must be asked (profiles, SSO, roles,
+endpoint rules), the environment when all is explicit, and what a main process hands
+its writer processes."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from loader.errors import ConfigError
 
@@ -64,6 +67,7 @@ class Resolved:
     credentials: StaticCredentials
     expiry: float | None  # of the credentials; None: they do not expire
     profile: str | None
+    ca_bundle: str | None
 
     def credentials_object(self) -> Any:
         if self.expiry is None:
@@ -72,9 +76,10 @@ class Resolved:
 
 
 def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
-    """(endpoint, region, credentials) as boto3 would find them (profiles, env, endpoint
-    variables and rules). Synchronous: botocore only reads files and the environment
-    here (and, for instance roles, the metadata service).
+    """(endpoint, region, credentials, CA bundle) as boto3 would find them (profiles,
+    env, endpoint variables and rules; `AWS_CA_BUNDLE` or the profile's `ca_bundle`).
+    Synchronous: botocore only reads files and the environment here (and, for instance
+    roles, the metadata service).
 
     Raises:
         ConfigError: unknown profile, no region, or no credentials.
@@ -92,6 +97,7 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
         endpoint = resolver.meta.endpoint_url
         resolved_region = resolver.meta.region_name
         resolver.close()
+        ca_bundle = session.get_config_variable("ca_bundle")
     except bx.ProfileNotFound:
         raise ConfigError(f"AWS profile {profile!r} is not in your AWS configuration.") from None
     except bx.NoRegionError:
@@ -103,16 +109,17 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
             "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "or pass --profile."
         )
-    return endpoint, resolved_region, credentials
+    return endpoint, resolved_region, credentials, ca_bundle
 
 
 def from_environment(
     endpoint_url: str | None, region: str | None, profile: str | None
-) -> tuple[str, str, StaticCredentials] | None:
+) -> tuple[str, str, StaticCredentials, str | None] | None:
     """What `resolve` would find, when it is all explicit and botocore need not be asked:
     an --endpoint-url (DynamoDB Local, test endpoints), no --profile, keys in the
     environment (botocore's first credential provider, which wins then), a region from
-    --region or AWS_DEFAULT_REGION (which beats any config file). None otherwise.
+    --region or AWS_DEFAULT_REGION (which beats any config file), and for an https
+    endpoint AWS_CA_BUNDLE (or a config file may name one). None otherwise.
 
     Saves the botocore import and session, a start-up cost that weighs on short loads
     and on every writer process.
@@ -125,9 +132,22 @@ def from_environment(
         return None
     if env.get("AWS_CREDENTIAL_EXPIRATION"):
         return None  # refreshable environment credentials: botocore's business
+    ca_bundle = env.get("AWS_CA_BUNDLE") or None
+    if ca_bundle is None and endpoint_url.startswith("https:"):
+        return None
     token = None
     for name in ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):  # botocore's order
         if name in env:
             token = env[name]
             break
-    return endpoint_url, region, StaticCredentials(access_key, secret_key, token)
+    return endpoint_url, region, StaticCredentials(access_key, secret_key, token), ca_bundle
+
+
+def proxy_for(endpoint: str) -> str | None:
+    """The proxy to reach `endpoint` through, as botocore picks it: `HTTPS_PROXY` for an
+    https endpoint, `HTTP_PROXY` for an http one (either case), none for a host that
+    `NO_PROXY` names."""
+    parts = urlsplit(endpoint)
+    if urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)

@@ -1,22 +1,27 @@
 """A lean HTTP/1.1 keep-alive client for DynamoDB's one kind of request: POST with a
-JSON body to one endpoint, over a small pool of connections.
+JSON body to one endpoint, over a small pool of connections, directly or through a
+company's HTTP proxy.
 
 aiohttp costs far more CPU per request, and more start-up per process, than this one
 kind of request needs (the profile is in the commit that replaced it). This is an
 asyncio Protocol that writes one pre-built header block and parses the status line, a
-few headers and a Content-Length or chunked body. Every failure is an OSError,
-TimeoutError or `TransportError`; the caller (loader.client) turns them into its own.
+few headers and a Content-Length or chunked body. Through a proxy, an https endpoint
+is reached by a CONNECT tunnel and TLS inside it; an http one by sending the proxy the
+whole URL (as urllib3 does for botocore). Every failure is an OSError, TimeoutError or
+`TransportError`, or a `ConfigError` when the proxy refuses us; the caller
+(loader.client) turns them into its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from loader.errors import TransportError
+from loader.errors import ConfigError, TransportError
 
 IDLE_S = 30.0  # an idle connection older than this is closed, not reused (as aiohttp)
 MAX_HEAD = 64 * 1024
@@ -168,23 +173,67 @@ class _Connection(asyncio.Protocol):
 
 class HttpPool:
     """Up to `limit` keep-alive connections to the host of `endpoint`; `post` waits for a
-    free one when all are busy."""
+    free one when all are busy.
 
-    def __init__(self, endpoint: str, limit: int) -> None:
+    `ca_bundle`: a file of the certificate authorities to trust instead of the system's
+    (botocore's `AWS_CA_BUNDLE` / `ca_bundle`). `proxy`: an `http://[user:password@]host:port`
+    URL to go through.
+
+    Raises:
+        ValueError: the endpoint or the proxy is no URL of ours, or the bundle is unreadable;
+            the message is one sentence for the user.
+    """
+
+    def __init__(
+        self, endpoint: str, limit: int, *, ca_bundle: str | None = None, proxy: str | None = None
+    ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {endpoint!r}")
+            raise ValueError(f"Bad endpoint URL: not an http(s) URL: {endpoint!r}")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = (
-            ssl.create_default_context() if parts.scheme == "https" else None
-        )
+        self.ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            try:
+                self.ssl = ssl.create_default_context(cafile=ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"The CA bundle {ca_bundle} cannot be read ({exc.strerror or exc})."
+                ) from None
         self.path = (parts.path.rstrip("/") or "") + "/"
+        self._netloc = parts.netloc
+        self._proxy: tuple[str, int] | None = None
+        self._proxy_auth = ""  # a Proxy-Authorization header line, or nothing
+        target = self.path
+        if proxy:
+            via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if via.scheme != "http" or not via.hostname:
+                raise ValueError(
+                    f"The proxy {proxy!r} is not an http://host:port URL (a proxy reached "
+                    "over TLS is not supported)."
+                )
+            self._proxy = (via.hostname, via.port or 80)
+            if via.username is not None:
+                user = f"{unquote(via.username)}:{unquote(via.password or '')}"
+                token = base64.b64encode(user.encode()).decode()
+                self._proxy_auth = f"Proxy-Authorization: Basic {token}\r\n"
+            if self.ssl is None:
+                target = f"http://{self._netloc}{self.path}"  # the proxy forwards it
+        self._request_line = f"POST {target} HTTP/1.1\r\nHost: {self._netloc}\r\n"
+        if self.ssl is None:
+            self._request_line += self._proxy_auth
         self._limit = max(1, limit)
         self._idle: list[_Connection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._all: set[_Connection] = set()
+
+    def head(self, headers: dict[str, Any], length: int) -> bytes:
+        """The request line and header block of a POST of `length` bytes."""
+        lines = [self._request_line]
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        lines.append(f"Content-Length: {length}\r\n\r\n")
+        return "".join(lines).encode("latin-1")
 
     async def _connection(self, timeout_s: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -208,18 +257,60 @@ class HttpPool:
         self._open += 1
         try:
             async with asyncio.timeout(timeout_s):
-                _, conn = await loop.create_connection(
-                    _Connection,
-                    self.host,
-                    self.port,
-                    ssl=self.ssl,
-                    server_hostname=self.host if self.ssl else None,
-                )
+                if self._proxy is not None and self.ssl is not None:
+                    conn = await self._tunnel(loop, self.ssl)
+                else:
+                    host, port = self._proxy or (self.host, self.port)
+                    _, conn = await loop.create_connection(
+                        _Connection,
+                        host,
+                        port,
+                        ssl=self.ssl,
+                        server_hostname=self.host if self.ssl else None,
+                    )
         except BaseException:
             self._open -= 1
             self._wake()
             raise
         self._all.add(conn)
+        return conn
+
+    async def _tunnel(
+        self, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext
+    ) -> _Connection:
+        """A connection through the proxy's CONNECT tunnel, TLS to the endpoint inside it."""
+        assert self._proxy is not None
+        _, conn = await loop.create_connection(_Connection, *self._proxy)
+        try:
+            assert conn.transport is not None
+            authority = f"{self.host}:{self.port}"
+            conn.transport.write(
+                f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+                f"{self._proxy_auth}\r\n".encode("latin-1")
+            )
+            status, _, _ = await conn._head()
+            if status in (403, 407):
+                # Refused for who we are or where we go: no retry changes that.
+                what = (
+                    "needs a user and password in the proxy URL"
+                    if status == 407
+                    else ("forbids it")
+                )
+                raise ConfigError(
+                    f"The proxy {self._proxy[0]}:{self._proxy[1]} refused a tunnel to "
+                    f"{authority} (HTTP {status}: it {what})."
+                )
+            if status // 100 != 2:
+                raise TransportError(f"the proxy refused a tunnel to {authority} (HTTP {status})")
+            conn.buffer.clear()  # a 200's body, if the proxy sent one, is no TLS
+            transport = await loop.start_tls(
+                conn.transport, conn, context, server_hostname=self.host
+            )
+        except BaseException:
+            conn.close()
+            raise
+        assert transport is not None
+        conn.transport = transport
         return conn
 
     def _discard(self, conn: _Connection) -> None:
@@ -280,11 +371,3 @@ class HttpPool:
             self._discard(conn)
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports close
-
-
-def request_head(path: str, host: str, headers: dict[str, Any], length: int) -> bytes:
-    """The request line and header block of a POST."""
-    lines = [f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"]
-    lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    lines.append(f"Content-Length: {length}\r\n\r\n")
-    return "".join(lines).encode("latin-1")

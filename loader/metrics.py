@@ -70,10 +70,21 @@ class Counters:
     errors_retried: int = 0
     consumed_wcu: float = 0.0
     estimated_wcu: float = 0.0
+    # Of the throttled requests, those DynamoDB said were one hot key range's alone.
+    key_range_throttles: int = 0
+    # DynamoDB's ThrottlingReasons, each with how many throttled requests named it.
+    throttling_reasons: tuple[tuple[str, int], ...] = ()
 
     def __add__(self, other: Counters) -> Counters:
-        pairs = zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
-        return Counters(*(a + b for a, b in pairs))
+        reasons = dict(self.throttling_reasons)
+        for reason, count in other.throttling_reasons:
+            reasons[reason] = reasons.get(reason, 0) + count
+        sums = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "throttling_reasons"
+        }
+        return Counters(**sums, throttling_reasons=tuple(sorted(reasons.items())))
 
     @property
     def written(self) -> int:
@@ -96,6 +107,7 @@ class LoadReport:
     requests: int
     unprocessed_retries: int
     throttled_requests: int
+    throttling_reasons: dict[str, int]
     errors_retried: int
     consumed_wcu: float
     estimated_wcu: float
@@ -138,6 +150,7 @@ class Snapshot:
     throttled_requests: int
     bytes_read: int
     unavailable_s: float = 0.0  # how long DynamoDB has not answered at all, if it has not
+    key_range_throttles: int = 0  # of the throttled requests, a hot key range's alone
 
 
 class Subscriber:
@@ -166,8 +179,9 @@ class Subscriber:
     ) -> None:
         """DynamoDB answered a request: what it wrote, and how many it left unprocessed."""
 
-    def on_error(self, *, throttled: bool) -> None:
-        """A request failed as a whole (throttled, or another error to retry)."""
+    def on_error(self, *, throttled: bool, reasons: tuple[str, ...] = ()) -> None:
+        """A request failed as a whole (throttled, or another error to retry); `reasons`
+        are DynamoDB's ThrottlingReasons, when it gave them."""
 
     def on_rejected(self, *, records: int) -> None:
         """`records` went to the rejects file."""
@@ -201,9 +215,9 @@ class Events(Subscriber):
         for subscriber in self._subscribers:
             subscriber.on_response(**fields)
 
-    def on_error(self, *, throttled: bool) -> None:
+    def on_error(self, *, throttled: bool, reasons: tuple[str, ...] = ()) -> None:
         for subscriber in self._subscribers:
-            subscriber.on_error(throttled=throttled)
+            subscriber.on_error(throttled=throttled, reasons=reasons)
 
     def on_rejected(self, *, records: int) -> None:
         for subscriber in self._subscribers:
@@ -232,6 +246,8 @@ class Metrics(Subscriber):
         self.requests = 0
         self.unprocessed_retries = 0
         self.throttled_requests = 0
+        self.key_range_throttles = 0
+        self.throttling_reasons: dict[str, int] = {}
         self.errors_retried = 0
         self.consumed_wcu = 0.0
         self.estimated_wcu = 0.0
@@ -271,10 +287,14 @@ class Metrics(Subscriber):
             self.throttled_requests += 1
         self._window.append((now, puts + deletes, wcu))
 
-    def on_error(self, *, throttled: bool) -> None:
+    def on_error(self, *, throttled: bool, reasons: tuple[str, ...] = ()) -> None:
         self.requests += 1
         if throttled:
             self.throttled_requests += 1
+            if reasons and all("KeyRange" in reason for reason in reasons):
+                self.key_range_throttles += 1
+            for reason in set(reasons):
+                self.throttling_reasons[reason] = self.throttling_reasons.get(reason, 0) + 1
         else:
             self.errors_retried += 1
 
@@ -302,6 +322,8 @@ class Metrics(Subscriber):
             errors_retried=self.errors_retried,
             consumed_wcu=self.consumed_wcu,
             estimated_wcu=self.estimated_wcu,
+            key_range_throttles=self.key_range_throttles,
+            throttling_reasons=tuple(sorted(self.throttling_reasons.items())),
         )
 
     def snapshot(self, now: float, window_s: float = 5.0) -> Snapshot:
@@ -321,6 +343,7 @@ class Metrics(Subscriber):
             throttled_requests=self.throttled_requests,
             bytes_read=self.bytes_read,
             unavailable_s=0.0 if self.down_since is None else now - self.down_since,
+            key_range_throttles=self.key_range_throttles,
         )
 
     def report(self, now: float, outcome: Outcome = Outcome.OK, reason: str = "") -> LoadReport:
@@ -345,6 +368,7 @@ def report_of(
         requests=counts.requests,
         unprocessed_retries=counts.unprocessed_retries,
         throttled_requests=counts.throttled_requests,
+        throttling_reasons=dict(counts.throttling_reasons),
         errors_retried=counts.errors_retried,
         consumed_wcu=round(counts.consumed_wcu, 3),
         estimated_wcu=round(counts.estimated_wcu, 3),

@@ -73,7 +73,7 @@ class Writer:
         try:
             response = await self._client.batch_write_item(_request_items(batch))
         except TransientError as exc:
-            self._events.on_error(throttled=exc.throttled)
+            self._events.on_error(throttled=exc.throttled, reasons=exc.reasons)
             if exc.throttled:
                 self._health.answered()
             else:

@@ -30,6 +30,10 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+# The tests' servers are on loopback: a developer's own proxy must not carry them.
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "AWS_CA_BUNDLE"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.lower(), None)
 
 # The same generated examples on every run: CI passes or fails on the code, not on the
 # draw (hypothesis still shrinks a failure to its smallest case), and writes no database.

@@ -17,17 +17,21 @@ from botocore.credentials import Credentials
 from loader.client import WireClient, _error
 from loader.codec import Request
 from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
+from loader.http import HttpPool
 from loader.sigv4 import Signer
 
 
 @pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
 @pytest.mark.parametrize("host", ["127.0.0.1:8000", "dynamodb.eu-west-1.amazonaws.com"])
-def test_our_signature_is_botocores_header_for_header(token: str | None, host: str) -> None:
+@pytest.mark.parametrize("path", ["/", "/ddb/", "/gateway/a%20b/~x/"])
+def test_our_signature_is_botocores_header_for_header(
+    token: str | None, host: str, path: str
+) -> None:
     body = orjson.dumps({"RequestItems": {"t": [{"PutRequest": {"Item": {"PK": {"S": "é"}}}}]}})
     target = "DynamoDB_20120810.BatchWriteItem"
     request = AWSRequest(
         method="POST",
-        url=f"https://{host}/",
+        url=f"https://{host}{path}",
         data=body,
         headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target},
     )
@@ -36,7 +40,7 @@ def test_our_signature_is_botocores_header_for_header(token: str | None, host: s
     # Sign at the very second botocore did.
     signed_at = datetime.datetime.strptime(request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
     stamp = signed_at.replace(tzinfo=datetime.UTC).timestamp()
-    ours = Signer("eu-west-1", host, now=lambda: stamp).headers(
+    ours = Signer("eu-west-1", host, path, now=lambda: stamp).headers(
         target, body, "AKIDEXAMPLE", "secret/key+", token
     )
     assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
@@ -160,6 +164,7 @@ class _Http:
     def __init__(self) -> None:
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
+        self.head = HttpPool("http://db", 1).head
 
     async def post(
         self, head: bytes, body: bytes, timeout_s: float
@@ -269,6 +274,7 @@ async def test_a_failed_credentials_refresh_is_no_traceback(
         ({"AWS_DEFAULT_REGION": "eu-west-1"}, None),
         ({"AWS_DEFAULT_REGION": "eu-west-1"}, "us-east-2"),
         ({}, "ap-south-1"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_CA_BUNDLE": "/etc/company-ca.pem"}, None),
         ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_SESSION_TOKEN": "tok"}, None),
         (
             {
@@ -285,7 +291,10 @@ def test_explicit_settings_resolve_as_botocore_resolves_them(
 ) -> None:
     from loader.credentials import from_environment, resolve
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_REGION"):
+    for name in (
+        *("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_REGION"),
+        "AWS_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -296,10 +305,11 @@ def test_explicit_settings_resolve_as_botocore_resolves_them(
     url = "http://127.0.0.1:8000"
     fast = from_environment(url, region, None)
     assert fast is not None
-    endpoint, found_region, credentials = resolve(url, region, None)
+    endpoint, found_region, credentials, ca_bundle = resolve(url, region, None)
     frozen = credentials.get_frozen_credentials()
     assert fast[:2] == (endpoint, found_region)
     assert (fast[2].access_key, fast[2].secret_key, fast[2].token) == tuple(frozen)[:3]
+    assert fast[3] == ca_bundle
 
 
 def test_anything_less_explicit_is_left_to_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,5 +320,52 @@ def test_anything_less_explicit_is_left_to_botocore(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert from_environment(None, None, None) is None  # the endpoint comes from rules
     assert from_environment("http://x:1", None, "prod") is None  # a profile's keys win
+    # An https endpoint's CA bundle may be a config file's: botocore reads it.
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    assert from_environment("https://x:1", None, None) is None
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/company-ca.pem")
+    explicit = from_environment("https://x:1", None, None)
+    assert explicit is not None
+    assert explicit[3] == "/etc/company-ca.pem"
     monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2030-01-01T00:00:00Z")
     assert from_environment("http://x:1", None, None) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint", "proxy"),
+    [
+        (
+            {"HTTPS_PROXY": "http://proxy:3128"},
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            "http://proxy:3128",
+        ),
+        ({"https_proxy": "http://proxy:3128"}, "https://db.example", "http://proxy:3128"),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://127.0.0.1:8000", None),
+        ({"HTTP_PROXY": "http://proxy:8080"}, "http://10.0.0.5:8000", "http://proxy:8080"),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".amazonaws.com"},
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            None,
+        ),
+        (
+            {"HTTP_PROXY": "http://p:1", "no_proxy": "127.0.0.1,localhost"},
+            "http://127.0.0.1:8000",
+            None,
+        ),
+        ({}, "https://db.example", None),
+    ],
+)
+def test_the_proxy_is_the_one_botocore_would_use(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], endpoint: str, proxy: str | None
+) -> None:
+    from botocore.utils import get_environ_proxies
+
+    from loader.credentials import proxy_for
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_for(endpoint) == proxy
+    assert get_environ_proxies(endpoint).get(endpoint.split(":")[0]) == proxy

@@ -59,11 +59,36 @@ def test_metrics_count_what_the_events_say() -> None:
 
 
 def test_counters_add_field_by_field() -> None:
-    a = Counters(records_read=3, rejected=1, consumed_wcu=1.5)
-    b = Counters(records_read=4, items_written=7, consumed_wcu=2.0)
-    total = a + b
+    a = Counters(records_read=3, rejected=1, consumed_wcu=1.5, throttling_reasons=(("K", 2),))
+    b = Counters(records_read=4, items_written=7, consumed_wcu=2.0, key_range_throttles=1)
+    c = Counters(throttling_reasons=(("K", 1), ("T", 5)))
+    total = a + b + c
     for field in dataclasses.fields(Counters):
-        assert getattr(total, field.name) == getattr(a, field.name) + getattr(b, field.name)
+        if field.name != "throttling_reasons":
+            summed = sum(getattr(one, field.name) for one in (a, b, c))
+            assert getattr(total, field.name) == summed
+    # Reasons from many writer processes: counted per reason, not listed per process.
+    assert total.throttling_reasons == (("K", 3), ("T", 5))
+
+
+def test_throttling_reasons_are_counted_per_request_and_a_hot_key_range_apart() -> None:
+    metrics = Metrics(0.0)
+    hot = "TableWriteKeyRangeThroughputExceeded"
+    metrics.on_error(throttled=True, reasons=(hot,))
+    metrics.on_error(throttled=True, reasons=(hot, "IndexWriteKeyRangeThroughputExceeded"))
+    metrics.on_error(throttled=True, reasons=(hot, "TableWriteProvisionedThroughputExceeded"))
+    metrics.on_error(throttled=True)  # no reasons given
+    counts = metrics.counters()
+    assert counts.throttled_requests == 4
+    assert counts.key_range_throttles == 2  # the third was the table's limit too
+    report = metrics.report(1.0)
+    assert report.throttling_reasons == {
+        hot: 3,
+        "IndexWriteKeyRangeThroughputExceeded": 1,
+        "TableWriteProvisionedThroughputExceeded": 1,
+    }
+    assert report.to_json()["throttling_reasons"] == report.throttling_reasons
+    assert metrics.snapshot(1.0).key_range_throttles == 2
 
 
 def test_merged_histograms_give_the_percentiles_of_all_samples_not_an_average() -> None:

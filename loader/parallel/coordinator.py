@@ -399,6 +399,7 @@ class Coordinator:
             wcu_rate=(counts.consumed_wcu - window[0][2]) / span if moving else 0.0,
             throttled_requests=counts.throttled_requests,
             bytes_read=self.metrics.bytes_read,
+            key_range_throttles=counts.key_range_throttles,
         )
 
     def _report(self) -> LoadReport:

@@ -316,6 +316,33 @@ def hot_and_cold(partitions: int, hot: int, cold: int) -> tuple[list[int], list[
     return hot_ids, cold_ids
 
 
+def test_throttling_reasons_are_counted_in_the_report_by_reason(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: RecordingProxy, tmp_path: Path
+) -> None:
+    # One item collection over its key range's budget: DynamoDB refuses its batches whole,
+    # naming TableWriteKeyRangeThroughputExceeded (a batch's UnprocessedItems name none).
+    hot = [{**record(i), "PK": "HOT", "SK": f"{i:06d}"} for i in range(150)]
+    lines = write_jsonl(tmp_path / "in.jsonl", hot + [record(i) for i in range(150, 650)])
+    table = make_table(gsi=False)
+    proxy.config = FaultConfig(hot_key="HOT", key_wcu_per_s=60, throttling_reasons=True)
+    proxy.reset_stats()
+    report = tmp_path / "report.json"
+
+    result = run_cli(
+        "load", str(tmp_path / "in.jsonl"), "--table", table, "--endpoint-url", proxy.url,
+        "--max-retries", "30", "--report", str(report), "--no-progress",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_table_equals(stored(ddb_local.url, table), expected_of(lines))
+    refused_whole = proxy.stats().throttled_requests
+    assert refused_whole > 0
+    numbers = json.loads(report.read_text())
+    assert numbers["throttling_reasons"] == {"TableWriteKeyRangeThroughputExceeded": refused_whole}
+    assert numbers["throttled_requests"] >= refused_whole
+    assert f"TableWriteKeyRangeThroughputExceeded {refused_whole:,}" in result.stdout
+
+
 def test_a_hot_partition_backs_off_while_other_keys_keep_flowing(
     ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: RecordingProxy, tmp_path: Path
 ) -> None:

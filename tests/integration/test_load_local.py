@@ -95,6 +95,7 @@ def test_jsonl_load_writes_every_good_record_exactly_and_rejects_each_bad_one(
         "requests",
         "unprocessed_retries",
         "throttled_requests",
+        "throttling_reasons",
         "errors_retried",
         "consumed_wcu",
         "estimated_wcu",
