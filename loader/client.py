@@ -161,8 +161,22 @@ class WireClient:
         headers["User-Agent"] = USER_AGENT
         headers["Accept-Encoding"] = "identity"
         head = self._http.head(headers, len(body))
+        status, answer, data = await self._post(head, body)
+        crc = answer.get(b"x-amz-crc32")
+        # A header that is no number was corrupted too.
+        if crc is not None and (not crc.strip().isdigit() or int(crc) != zlib.crc32(data)):
+            raise TransientError(
+                "response failed its CRC32 check (corrupted in transit)", throttled=False
+            )
+        if status == 200:
+            return _result(data, self._endpoint)
+        raise _error(status, data, self._endpoint, str(payload.get("TableName", "")))
+
+    async def _post(self, head: bytes, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
         try:
-            status, answer, data = await self._http.post(head, body, self._timeout)
+            result: tuple[int, dict[bytes, bytes], bytes] = await self._http.post(
+                head, body, self._timeout
+            )
         except ssl.SSLCertVerificationError as exc:
             # No retry makes a certificate trusted: a company's TLS-inspecting proxy, or
             # a gateway's own authority, needs its CA named.
@@ -176,15 +190,7 @@ class WireClient:
             raise TransientError(
                 f"connection to {self._endpoint} failed ({reason})", throttled=False
             ) from exc
-        crc = answer.get(b"x-amz-crc32")
-        # A header that is no number was corrupted too.
-        if crc is not None and (not crc.strip().isdigit() or int(crc) != zlib.crc32(data)):
-            raise TransientError(
-                "response failed its CRC32 check (corrupted in transit)", throttled=False
-            )
-        if status == 200:
-            return _result(data, self._endpoint)
-        raise _error(status, data, self._endpoint, str(payload.get("TableName", "")))
+        return result
 
     async def frozen_credentials(self) -> Any:
         """The credentials to sign with now (access_key, secret_key, token, …)."""

@@ -204,21 +204,11 @@ class HttpPool:
         self._netloc = parts.netloc
         self._proxy: tuple[str, int] | None = None
         self._proxy_auth = ""  # a Proxy-Authorization header line, or nothing
-        target = self.path
         if proxy:
-            via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            if via.scheme != "http" or not via.hostname:
-                raise ValueError(
-                    f"The proxy {proxy!r} is not an http://host:port URL (a proxy reached "
-                    "over TLS is not supported)."
-                )
-            self._proxy = (via.hostname, via.port or 80)
-            if via.username is not None:
-                user = f"{unquote(via.username)}:{unquote(via.password or '')}"
-                token = base64.b64encode(user.encode()).decode()
-                self._proxy_auth = f"Proxy-Authorization: Basic {token}\r\n"
-            if self.ssl is None:
-                target = f"http://{self._netloc}{self.path}"  # the proxy forwards it
+            self._proxy, self._proxy_auth = _proxy_of(proxy)
+        target = self.path
+        if proxy and self.ssl is None:
+            target = f"http://{self._netloc}{self.path}"  # the proxy forwards it
         self._request_line = f"POST {target} HTTP/1.1\r\nHost: {self._netloc}\r\n"
         if self.ssl is None:
             self._request_line += self._proxy_auth
@@ -371,3 +361,18 @@ class HttpPool:
             self._discard(conn)
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports close
+
+
+def _proxy_of(proxy: str) -> tuple[tuple[str, int], str]:
+    """The proxy's (host, port), and its Proxy-Authorization header line (or nothing)."""
+    via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if via.scheme != "http" or not via.hostname:
+        raise ValueError(
+            f"The proxy {proxy!r} is not an http://host:port URL (a proxy reached "
+            "over TLS is not supported)."
+        )
+    auth = ""
+    if via.username is not None:
+        user = f"{unquote(via.username)}:{unquote(via.password or '')}"
+        auth = f"Proxy-Authorization: Basic {base64.b64encode(user.encode()).decode()}\r\n"
+    return (via.hostname, via.port or 80), auth

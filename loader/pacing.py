@@ -69,7 +69,7 @@ MAX_NOISE = 0.12  # ...or closer than twice their spread by chance, up to this
 PROBES = (1.1, 1.2, 1.35, 1.5)  # each probe the table took is followed by a bolder one
 DRAIN_GAIN = 0.85  # the window after a probe, below the capacity
 CRUISE_GAIN = 0.95  # below the capacity: a bucket kept near empty refuses many requests
-CRUISE = (6, 14)  # windows between probes: fewer after a probe the table took, more after not
+CRUISE = (6, 10)  # windows between probes: fewer after a probe the table took, more after not
 MANY_REQUESTS = 0.1  # this many more requests touched than at any rate: over capacity
 AT_CAPACITY = 0.04  # refused this much beyond the base share: over the capacity
 KNEE = 0.9  # a window that accepted less than this share of the delivery rate is below it
@@ -208,24 +208,26 @@ class DeliveryRate:
             share = window.refused / window.sent if window.sent else 0.0
             if self.delivery is None and share <= NOISE:
                 return
-            requests = window.refused_answers / window.answers
-            sent_rate = window.sent / span
-            limited = window.pace is None or sent_rate < LIMITED * window.pace
-            # What one window's shares can differ by with no change at all: refusals
-            # come a request at a time.
-            last = self._last or _Sample(0, 0, share, requests, 0, 0, limited)
-            spread = max(share, last.share) * (1 - min(share, last.share))
-            noise = min(MAX_NOISE, max(STABLE, 2 * math.sqrt(spread / window.answers)))
-            spread = max(requests, last.requests) * (1 - min(requests, last.requests))
-            request_noise = max(MANY_REQUESTS, 2 * math.sqrt(spread / window.answers))
-            sample = _Sample(
-                sent_rate, window.accepted / span, share, requests, noise, request_noise, limited
-            )
+            sample = self._sample(window, span, share)
             if self.delivery is None or self.searching:
                 self._search(sample)
             else:
                 self._cruise_window(sample)
             self._last = sample
+
+    def _sample(self, window: _Window, span: float, share: float) -> _Sample:
+        """The window's rates, and what its shares can differ by from the last window's
+        with no change at all: refusals come a request at a time."""
+        requests = window.refused_answers / window.answers
+        sent_rate = window.sent / span
+        limited = window.pace is None or sent_rate < LIMITED * window.pace
+        last = self._last or _Sample(0, 0, share, requests, 0, 0, limited)
+        spread = max(share, last.share) * (1 - min(share, last.share))
+        noise = min(MAX_NOISE, max(STABLE, 2 * math.sqrt(spread / window.answers)))
+        spread = max(requests, last.requests) * (1 - min(requests, last.requests))
+        request_noise = max(MANY_REQUESTS, 2 * math.sqrt(spread / window.answers))
+        accepted = window.accepted / span
+        return _Sample(sent_rate, accepted, share, requests, noise, request_noise, limited)
 
     def _search(self, now: _Sample) -> None:
         """Send less, window by window, until the share refused stops falling: below
@@ -283,8 +285,9 @@ class DeliveryRate:
             self.base_requests = now.requests
         self.delivery = max(accepted, last.accepted, self._full)
         self._full = 0.0
-        # Probe soon: what the search found may be one hot key range's share.
-        self._phase = self._cruise
+        # Probe at once: what the search found may be one hot key range's share, or,
+        # refused from the first answers, what the loader sent before it got going.
+        self._phase = 0
         self._pace()
 
     def _cruise_window(self, now: _Sample) -> None:

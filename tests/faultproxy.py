@@ -150,6 +150,20 @@ class ProxyStats:
     bad_crc: int = 0
     admitted_wcu: float = 0.0
     admitted_per_second: list[tuple[float, float]] = field(default_factory=list)
+    # (seconds since start/reset, WCU) of each forwarded write, in arrival order.
+    admissions: list[tuple[float, float]] = field(default_factory=list)
+
+    def seconds_to_admit(self, share: float) -> float:
+        """From the first admitted write until `share` of all admitted WCU was: the
+        pace while the pipeline is full, without the startup or the last retries' tail
+        (items refused many times in a row wait out long backoffs)."""
+        goal = share * self.admitted_wcu
+        total = 0.0
+        for at, wcu in self.admissions:
+            total += wcu
+            if total >= goal:
+                return at - self.admissions[0][0]
+        raise ValueError("nothing admitted")
 
 
 @dataclass(slots=True)
@@ -259,7 +273,9 @@ class FaultProxy:
     def stats(self) -> ProxyStats:
         with self._lock:
             return dataclasses.replace(
-                self._stats, admitted_per_second=list(self._stats.admitted_per_second)
+                self._stats,
+                admitted_per_second=list(self._stats.admitted_per_second),
+                admissions=list(self._stats.admissions),
             )
 
     def reset_stats(self) -> None:
@@ -299,7 +315,9 @@ class FaultProxy:
         with self._lock:
             self._stats.admitted_wcu += wcu
             per_s = self._stats.admitted_per_second
-            second = int(time.monotonic() - self._t0)
+            at = time.monotonic() - self._t0
+            self._stats.admissions.append((at, wcu))
+            second = int(at)
             while len(per_s) <= second:  # zero-fill so charts show idle seconds
                 per_s.append((float(len(per_s)), 0.0))
             per_s[second] = (per_s[second][0], per_s[second][1] + wcu)
