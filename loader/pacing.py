@@ -323,6 +323,13 @@ class DeliveryRate:
                 # The loader could not send the probe: it says nothing. Probe again.
                 self._pace()
                 return
+            if over and not self._chain and accepted < FELL_TO * self.delivery:
+                # Far less taken than the estimate, at a probe's pace: the search was
+                # misled (a window in which the table spent a saved burst looks like
+                # refusals at any rate). Search again from what it took.
+                self._probe = 0
+                self._restart(accepted)
+                return
             if over:
                 # The table was full: what it took is its capacity. Probes of the chain
                 # that went faster than that were paid for by a burst it had saved.
@@ -351,13 +358,7 @@ class DeliveryRate:
                 self._over.clear()
                 self._refused = False
                 if fell < FELL_TO * self.delivery:
-                    self.cuts += 1
-                    self.searching = True
-                    self._searched = 0
-                    self._full = self.delivery = fell
-                    # The search goes on from below what the table took, not from
-                    # the cycle's next pace (which may be a probe).
-                    self._set(SEARCH_STEP * fell)
+                    self._restart(fell)
                     return
                 self.delivery = fell
         else:
@@ -368,6 +369,15 @@ class DeliveryRate:
             # the one that probes first keeps what the others give up.
             self._phase = -self._rng.randrange(self._cruise // 2 + 1)
         self._pace()
+
+    def _restart(self, accepted: float) -> None:
+        """A cut: search again, from below what the table took, not from the cycle's
+        next pace (which may be a probe)."""
+        self.cuts += 1
+        self.searching = True
+        self._searched = 0
+        self._full = self.delivery = accepted
+        self._set(SEARCH_STEP * accepted)
 
     def _pace(self) -> None:
         assert self.delivery is not None

