@@ -78,7 +78,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check loader tests benchmarks tools
+	$(VENV)/bin/ruff check loader ddb_loader tests benchmarks tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

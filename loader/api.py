@@ -20,6 +20,8 @@ from loader.metrics import LoadReport
 from loader.parallel import load_parallel
 from loader.pipeline import Job, ProgressCallback
 from loader.preflight import connect
+from loader.records import Records, records_feed
+from loader.rejects import RejectCallback
 from loader.sources import FORMATS
 from loader.verify import GetResult, VerifyReport, get_items, verify
 
@@ -32,8 +34,15 @@ async def load(
     rng: random.Random | None = None,
     on_progress: ProgressCallback | None = None,
     stop: asyncio.Event | None = None,
+    records: Records | None = None,
+    typed: bool = False,
+    on_reject: RejectCallback | None = None,
 ) -> LoadReport:
     """Run one load job and return its report (also when it was aborted).
+
+    The input is `config.sources`, or `records` (dicts, or DynamoDB-JSON items when
+    `typed`) from an iterable or async iterable. Each reject goes to the rejects file,
+    if any, and to `on_reject`.
 
     Setting `stop` ends the job early and cleanly: reading stops, batches in
     flight finish (within `config.stop_grace_s`), the checkpoint is written.
@@ -42,10 +51,21 @@ async def load(
         ConfigError: bad configuration, found before anything is written.
         SourceError: an input could not be opened or read.
     """
-    async with connect(config, client) as (dynamo, sources, schemas):
-        if config.processes > 1 and not config.dry_run:
+    async with connect(config, client, records=records is not None) as (
+        dynamo,
+        sources,
+        schemas,
+    ):
+        if records is None and config.processes > 1 and not config.dry_run:
             return await load_parallel(
-                config, dynamo, schemas, sources, clock or SystemClock(), on_progress, stop
+                config,
+                dynamo,
+                schemas,
+                sources,
+                clock or SystemClock(),
+                on_progress,
+                stop,
+                on_reject,
             )
         job = Job(
             config,
@@ -55,6 +75,9 @@ async def load(
             clock or SystemClock(),
             rng or random.Random(),
             on_progress,
+            feed=None if records is None else records_feed(records, typed=typed),
+            first=True if records is not None else None,
+            on_reject=on_reject,
         )
         return await job.run(stop)
 

@@ -34,7 +34,7 @@ class LoadConfig:
         ConfigError: a knob is out of range or contradicts another.
     """
 
-    sources: tuple[str, ...]
+    sources: tuple[str, ...] = ()  # files; none when the records come from Python
     table: str | None = None
     format: str = "auto"
     mode: str = "put"
@@ -66,8 +66,6 @@ class LoadConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "csv_types", dict(self.csv_types))  # a copy: ours alone
-        if not self.sources:
-            raise ConfigError("No SOURCE given: name at least one file, or - for stdin.")
         if self.sources.count("-") > 1:
             raise ConfigError("Standard input (-) can be named only once.")
         if self.mode not in MODES:

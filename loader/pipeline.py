@@ -32,7 +32,7 @@ from loader.model import Reject
 from loader.pacing import Pacer
 from loader.prepare import Preparer, csv_types
 from loader.reading import Feed, Sources, numbered, size_of
-from loader.rejects import RejectsFile
+from loader.rejects import RejectCallback, RejectsFile
 from loader.writer import DryRun, Writer
 
 ProgressCallback = Callable[[Snapshot, int], None]
@@ -62,6 +62,8 @@ class Job:
         batch_ops: int = MAX_BATCH_OPS,
         worker: Callable[[Job], Worker] | None = None,
         feed: Feed | None = None,
+        first: bool | None = None,  # the feed starts at the input's first record
+        on_reject: RejectCallback | None = None,
         watermark: Watermarks | None = None,  # a writer process's own; it never checkpoints
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
@@ -77,7 +79,7 @@ class Job:
         self.checkpoint = checkpoint_of(config.checkpoint, sources)
         skip = 0 if feed else resume_point(self.checkpoint, config.resume)
         self._watermark = Watermark(skip)
-        self.rejects = RejectsFile(config.rejects)
+        self.rejects = RejectsFile(config.rejects, on_reject)
         self.batcher = Batcher(max_ops=batch_ops)
         self.dispatch = Dispatch(config.queue_size, clock, max_ops=batch_ops)
         self.ledger = Ledger(
@@ -89,9 +91,9 @@ class Job:
             self.request_stop,
         )
         # Only the job that reads the input from its start sees its first record.
-        self.preparer = Preparer(
-            config, schemas, self.ledger.reject_record, first=feed is None and skip == 0
-        )
+        if first is None:
+            first = feed is None and skip == 0
+        self.preparer = Preparer(config, schemas, self.ledger.reject_record, first=first)
         self.feed = feed or numbered(sources, skip, csv_types(config, schemas), self.events)
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, rng)
         self.worker = (worker or _default_worker)(self)

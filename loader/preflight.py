@@ -22,11 +22,12 @@ from loader.sources import detect_format, format_of
 
 @asynccontextmanager
 async def connect(
-    config: LoadConfig, client: DynamoClient | None
+    config: LoadConfig, client: DynamoClient | None, *, records: bool = False
 ) -> AsyncIterator[tuple[DynamoClient, list[tuple[str, str]], dict[str, KeySchema]]]:
     """The client, the resolved sources and every table's key schema: all a job needs
-    to start, found (or refused with a ConfigError) before anything is read or written."""
-    sources = _resolve_sources(config)
+    to start, found (or refused with a ConfigError) before anything is read or written.
+    `records`: the job's input is records from Python, not files."""
+    sources = _check_records(config) if records else _resolve_sources(config)
     async with AsyncExitStack() as stack:
         if client is None:
             client = await stack.enter_async_context(
@@ -40,12 +41,31 @@ async def connect(
         yield client, sources, await preflight(client, config, sources)
 
 
+def _check_records(config: LoadConfig) -> list[tuple[str, str]]:
+    """No files: records from Python need a table, and cannot be resumed or split.
+
+    Raises:
+        ConfigError: files named as well, no table, a checkpoint, or processes.
+    """
+    if config.sources:
+        raise ConfigError("Give either files or records to load, not both.")
+    if config.table is None:
+        raise ConfigError("Records need a table to go to: pass table=.")
+    if config.checkpoint or config.resume:
+        raise ConfigError("A checkpoint tracks files; records from Python cannot be resumed.")
+    if config.processes > 1:
+        raise ConfigError("Records from Python are written by one process: leave processes at 1.")
+    return []
+
+
 def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
     """Every input file with its format's name: folders expanded, formats detected.
 
     Raises:
         ConfigError: a file is missing, a format unknown, or --table needed and absent.
     """
+    if not config.sources:
+        raise ConfigError("No SOURCE given: name at least one file, or - for stdin.")
     resolved = []
     for path in config.sources:
         fmt = format_of(config.format if config.format != "auto" else detect_format(path))

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from typing import IO
 
 import orjson
 
+from loader.model import Reject
+
+RejectCallback = Callable[[Reject], None]
+
 
 class RejectsFile:
     """Appends `{"source", "line", "reason", "record"}` lines; `sync` makes them durable.
+    `on_reject`, if given, is handed each one as well (a library caller's own handling).
 
     A record that is not valid UTF-8 is shown with U+FFFD in `record` and kept
     exactly, byte for byte, in `raw_base64`, so it can be repaired and reloaded.
@@ -19,14 +25,17 @@ class RejectsFile:
     it must be on disk before a checkpoint may move past its record.
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, on_reject: RejectCallback | None = None) -> None:
         self.path = path
+        self._on_reject = on_reject
         self._handle: IO[bytes] | None = open(path, "ab") if path else None  # noqa: SIM115
         self.samples: list[str] = []
 
     def add(self, source: str, line: int, reason: str, record: str | bytes) -> None:
         if len(self.samples) < 5:
             self.samples.append(f"{source}:{line}: {reason}")
+        if self._on_reject is not None:
+            self._on_reject(Reject(source, line, reason, record))
         if self._handle is not None:
             text, raw = _as_text(record)
             row = {"source": source, "line": line, "reason": reason, "record": text}

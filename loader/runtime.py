@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on uvloop where it is installed, with the collector tuned for a loader.
+def run(coro: Coroutine[Any, Any, T], *, tune_gc: bool = True) -> T:
+    """Run `coro` on uvloop where it is installed, with the collector tuned for a loader
+    process unless `tune_gc` is false (a library leaves its host's settings alone).
 
     A load allocates millions of short-lived, acyclic dicts (one per attribute). With
     the default thresholds the cyclic collector runs every 700 allocations and its
@@ -19,8 +20,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     large load. Freezing the start-up objects and collecting generation 0 every 100,000
     allocations takes that cost away; memory stays flat (the data has no cycles).
     """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    if tune_gc:
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
     try:
         import uvloop
     except ImportError:  # pragma: no cover  (Windows)

@@ -337,8 +337,36 @@ def test_binary_floats_from_code_are_refused_wherever_they_are(record: dict[str,
 
 
 def test_a_python_type_with_no_dynamodb_form_is_refused() -> None:
-    with pytest.raises(CodecError, match="cannot store a set"):
-        from_plain({"x": {1, 2}})
+    with pytest.raises(CodecError, match="cannot store a complex"):
+        from_plain({"x": 1j})
+
+
+def test_python_bytes_sets_and_tuples_take_boto3_s_forms_and_sizes() -> None:
+    item, size = from_plain(
+        {
+            "b": b"\x00\x01",
+            "ss": {"y", "x"},
+            "ns": {1, Decimal("2.50")},
+            "bs": {b"a"},
+            "t": (1, "a"),
+        }
+    )
+    assert item["b"] == {"B": "AAE="}
+    assert item["ss"] == {"SS": ["x", "y"]}
+    assert sorted(item["ns"]["NS"]) == ["1", "2.50"]
+    assert item["bs"] == {"BS": ["YQ=="]}
+    assert item["t"] == {"L": [{"N": "1"}, {"S": "a"}]}
+    # names 1+2+2+2+1, B 2, SS 2, NS 2+3 (digits, +1), BS 1, L 3 + (2+1) + (1+1)
+    assert size == 8 + 2 + 2 + 5 + 1 + 8
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [(set(), "empty set"), ({1, "a"}, "alone, not int, str"), ({True}, "alone, not bool")],
+)
+def test_a_set_dynamodb_cannot_hold_is_refused(members: set[Any], reason: str) -> None:
+    with pytest.raises(CodecError, match=reason):
+        from_plain({"s": members})
 
 
 @pytest.mark.parametrize("text", ["1_000", " 12", "12 "])

@@ -1,3 +1,4 @@
+import ddb_loader
 import loader
 
 
@@ -16,3 +17,20 @@ def test_the_public_api_is_exactly_these_names() -> None:
     ]
     for name in loader.__all__:
         assert getattr(loader, name) is not None
+
+
+def test_the_library_api_is_exactly_these_names() -> None:
+    assert sorted(ddb_loader.__all__) == [
+        "Aborted",
+        "ConfigError",
+        "LoadConfig",
+        "LoadReport",
+        "LoaderError",
+        "Reject",
+        "RetriesExhausted",
+        "SourceError",
+        "load",
+        "load_async",
+    ]
+    for name in ddb_loader.__all__:
+        assert getattr(ddb_loader, name) is not None

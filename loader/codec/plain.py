@@ -6,6 +6,7 @@ compares them.
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from loader.codec.numbers import (
     normal_number,
 )
 from loader.codec.parse import _json_kind
+from loader.codec.typed import _typed_size
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -44,7 +46,7 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
     if kind is dict:
         item, size = from_plain(value)
         return {"M": item}, size + 3 + len(item)  # a map costs 3, each member one more
-    if kind is list:
+    if kind is list or kind is tuple:
         elements = []
         size = 3
         for element in value:
@@ -60,7 +62,30 @@ def _plain_value(value: Any) -> tuple[AttributeValue, int]:
         raise CodecError("binary floats are refused: pass numbers as JSON text or Decimal")
     if kind is Decimal:
         return _plain_value(Num(value))
+    # Python's own types, from records handed to the library, as boto3 maps them.
+    if kind is bytes or kind is bytearray:
+        return {"B": base64.b64encode(value).decode()}, len(value)
+    if kind is set or kind is frozenset:
+        return _set_value(value)
     raise CodecError(f"cannot store a {kind.__name__}")
+
+
+def _set_value(members: set[Any] | frozenset[Any]) -> tuple[AttributeValue, int]:
+    """A Python set as SS, NS or BS, checked by DynamoDB's set rules (non-empty, one
+    type, no two members equal, 1 and 1.0 included)."""
+    if not members:
+        raise CodecError("an empty set cannot be stored: DynamoDB has no empty sets")
+    kinds = {type(m) for m in members}
+    if kinds <= {str}:
+        value: AttributeValue = {"SS": sorted(members)}
+    elif kinds <= {int, Decimal}:
+        value = {"NS": [str(Num(m)) if type(m) is Decimal else str(m) for m in members]}
+    elif kinds <= {bytes, bytearray}:
+        value = {"BS": [base64.b64encode(m).decode() for m in members]}
+    else:
+        names = ", ".join(sorted(k.__name__ for k in kinds))
+        raise CodecError(f"a set must hold strings, numbers or bytes alone, not {names}")
+    return value, _typed_size(value, "set")
 
 
 def from_plain(record: Any) -> tuple[Item, int]:

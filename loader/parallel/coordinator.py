@@ -34,7 +34,7 @@ from loader.parallel.writers import Writers
 from loader.pipeline import ProgressCallback
 from loader.prepare import Preparer, csv_types
 from loader.reading import Sources, numbered, numbered_lines, size_of
-from loader.rejects import RejectsFile
+from loader.rejects import RejectCallback, RejectsFile
 from loader.sources import format_of
 from loader.sources.jsonl import jsonl_record
 
@@ -65,6 +65,7 @@ async def load_parallel(
     clock: Clock,
     on_progress: ProgressCallback | None,
     stop: asyncio.Event | None,
+    on_reject: RejectCallback | None = None,
 ) -> LoadReport:
     """Run the job in `config.processes` writer processes.
 
@@ -72,7 +73,7 @@ async def load_parallel(
         ConfigError: bad configuration found on the first record, or by a writer.
         SourceError: an input could not be read to its end (the checkpoint is saved).
     """
-    coordinator = Coordinator(config, schemas, sources, clock, on_progress, stop)
+    coordinator = Coordinator(config, schemas, sources, clock, on_progress, stop, on_reject)
     start = (
         Start(await resolved_of(client), schemas, sources) if type(client) is WireClient else None
     )
@@ -90,6 +91,7 @@ class Coordinator:
         clock: Clock,
         on_progress: ProgressCallback | None,
         stop: asyncio.Event | None,
+        on_reject: RejectCallback | None = None,
     ) -> None:
         self.config = config
         self.schemas = schemas
@@ -102,7 +104,7 @@ class Coordinator:
         self.events = Events([self.metrics])
         self.checkpoint = checkpoint_of(config.checkpoint, sources)
         self.skip = resume_point(self.checkpoint, config.resume)
-        self.rejects = RejectsFile(config.rejects)
+        self.rejects = RejectsFile(config.rejects, on_reject)
         self.preparer = Preparer(config, schemas, self._reject, first=self.skip == 0)
         self.total_bytes = sum(size_of(p) for p, _ in sources)
         self.peek = (

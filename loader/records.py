@@ -1,0 +1,65 @@
+"""Records from Python: dicts (or DynamoDB-JSON items) from an iterable or an async
+iterable, numbered 1, 2, … as the reader numbers a file's records, so last write wins
+in the order they came, and a reject names the record by its place.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from loader.model import Record, Reject
+from loader.reading import Feed
+
+SOURCE = "<records>"
+CHUNK = 256  # records per hand-over: one await per chunk, as a file's reader does
+
+Records = Iterable[Any] | AsyncIterable[Any]
+
+
+async def records_feed(records: Records, *, typed: bool = False) -> Feed:
+    """`records` as the pipeline's numbered feed, in their order."""
+    chunk: list[tuple[int, Any]] = []
+    seq = 0
+    if isinstance(records, AsyncIterable):
+        async for value in records:
+            seq += 1
+            chunk.append((seq, value))
+            if len(chunk) == CHUNK:
+                yield _records(chunk, typed)
+                chunk = []
+    else:
+        for value in records:
+            seq += 1
+            chunk.append((seq, value))
+            if len(chunk) == CHUNK:
+                yield _records(chunk, typed)
+                chunk = []
+    if chunk:
+        yield _records(chunk, typed)
+
+
+def _records(chunk: list[tuple[int, Any]], typed: bool) -> list[tuple[int, Record | Reject]]:
+    return [(seq, Record(SOURCE, seq, value, _text(value), typed=typed)) for seq, value in chunk]
+
+
+def _text(value: Any) -> bytes:
+    """The record as the rejects file shows it: JSON, numbers exact, bytes as base64."""
+    try:
+        return orjson.dumps(value, default=_jsonable)
+    except TypeError:
+        return repr(value).encode()  # not JSON at all: the codec refuses it with a reason
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError
