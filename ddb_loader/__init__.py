@@ -26,11 +26,12 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 
 from loader.api import load as _load
+from loader.batch_writer import SyncWriter, UnwrittenError, Writer
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, LoaderError, RetriesExhausted, SourceError
 from loader.metrics import LoadReport
 from loader.model import Reject
-from loader.records import Records
+from loader.records import Delete, Records
 from loader.rejects import RejectCallback
 from loader.runtime import run
 
@@ -81,6 +82,45 @@ def load(
     return _run(load_async(source, table=table, typed=typed, on_reject=on_reject, **options))
 
 
+def writer(
+    table: str,
+    *,
+    typed: bool = False,
+    on_reject: RejectCallback | None = None,
+    **options: Any,
+) -> Writer:
+    """An async context manager in the shape of boto3's `Table.batch_writer()`::
+
+        async with ddb_loader.writer("products", region="eu-west-1") as w:
+            await w.put({"PK": "p#1", "SK": "v1", "price": Decimal("9.99")})
+            await w.delete({"PK": "p#0", "SK": "v1"})
+        print(w.report.items_written)
+
+    Operations are batched, sent many at once, retried on `UnprocessedItems` and paced
+    as `load` does; last write wins per key in the order given. Exit waits until every
+    one is written, and raises `UnwrittenError` with those that were not (the
+    service's rejects, with reasons, and any the job stopped before). `options` are
+    `LoadConfig`'s fields.
+
+    Raises:
+        ConfigError: an unknown option or a bad configuration (the table's own
+            problems, such as not existing, come from the first `put` or the exit).
+    """
+    return Writer(_config((), table, options), typed=typed, on_reject=on_reject)
+
+
+def sync_writer(
+    table: str,
+    *,
+    typed: bool = False,
+    on_reject: RejectCallback | None = None,
+    **options: Any,
+) -> SyncWriter:
+    """`writer` for code without an event loop: `with ddb_loader.sync_writer("t") as w:
+    w.put(item)`. The same guarantees; it runs its own loop in a thread."""
+    return SyncWriter(_config((), table, options), typed=typed, on_reject=on_reject)
+
+
 def _is_path(value: object) -> bool:
     return isinstance(value, str | os.PathLike)
 
@@ -114,12 +154,18 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 __all__ = [
     "Aborted",
     "ConfigError",
+    "Delete",
     "LoadConfig",
     "LoadReport",
     "LoaderError",
     "Reject",
     "RetriesExhausted",
     "SourceError",
+    "SyncWriter",
+    "UnwrittenError",
+    "Writer",
     "load",
     "load_async",
+    "sync_writer",
+    "writer",
 ]

@@ -16,6 +16,7 @@ from loader.client import DynamoClient, open_client
 from loader.codec import Item, to_plain
 from loader.config import LoadConfig
 from loader.errors import ConfigError, TableNotFound, TransientError
+from loader.ledger import Watermarks
 from loader.metrics import LoadReport
 from loader.parallel import load_parallel
 from loader.pipeline import Job, ProgressCallback
@@ -37,12 +38,15 @@ async def load(
     records: Records | None = None,
     typed: bool = False,
     on_reject: RejectCallback | None = None,
+    watermark: Watermarks | None = None,
+    chunked: bool = False,
 ) -> LoadReport:
     """Run one load job and return its report (also when it was aborted).
 
     The input is `config.sources`, or `records` (dicts, or DynamoDB-JSON items when
-    `typed`) from an iterable or async iterable. Each reject goes to the rejects file,
-    if any, and to `on_reject`.
+    `typed`; `Delete(key)` among them deletes) from an iterable or async iterable
+    (`chunked`: an async iterable of lists). Each reject goes to the rejects file, if
+    any, and to `on_reject`; `watermark` is told as each record is finished.
 
     Setting `stop` ends the job early and cleanly: reading stops, batches in
     flight finish (within `config.stop_grace_s`), the checkpoint is written.
@@ -75,9 +79,10 @@ async def load(
             clock or SystemClock(),
             rng or random.Random(),
             on_progress,
-            feed=None if records is None else records_feed(records, typed=typed),
+            feed=None if records is None else records_feed(records, typed=typed, chunked=chunked),
             first=True if records is not None else None,
             on_reject=on_reject,
+            watermark=watermark,
         )
         return await job.run(stop)
 

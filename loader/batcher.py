@@ -167,6 +167,11 @@ class Dispatch:
         self.close()
 
     @property
+    def hungry(self) -> bool:
+        """No fresh batch waits for a worker."""
+        return self._fresh.empty()
+
+    @property
     def retries_waiting(self) -> int:
         return len(self._retries)
 

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -170,7 +171,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         max_wcu=args.max_wcu,
         max_retries=args.max_retries,
         give_up_after_s=_seconds(args.give_up_after, "--give-up-after"),
-        rejects=args.rejects,
+        rejects=args.rejects or default_rejects(args.sources, args.checkpoint),
         max_rejects=args.max_rejects,
         checkpoint=args.checkpoint,
         resume=args.resume,
@@ -180,6 +181,19 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         templates=tuple(_pairs(args.set, "--set")),
         **extra,
     )
+
+
+def default_rejects(sources: Sequence[str], checkpoint: str | None) -> str:
+    """Where rejects go without --rejects, so none vanish: beside the checkpoint (a
+    resumed job goes on with the same file), else beside the first source, named for
+    it and the time (a job of its own); created only if a record is rejected."""
+    if checkpoint:
+        return f"{checkpoint}.rejects.jsonl"
+    first = sources[0].rstrip(os.sep) if sources and sources[0] != "-" else "stdin"
+    if not os.access(os.path.dirname(first) or ".", os.W_OK):
+        first = os.path.basename(first)  # a read-only input folder: the current one
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{first}.rejects-{stamp}.jsonl"
 
 
 # A writer process pays its start (a fresh interpreter and its imports) before it
@@ -247,14 +261,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}"
 
 
-def summary(report: LoadReport) -> str:
-    """The final summary a person reads."""
+def summary(report: LoadReport, rejects: str | None = None) -> str:
+    """The final summary a person reads; `rejects` names the rejects file."""
     lat = report.latency_ms
     lines = [
         f"records read     {report.records_read:,}",
         f"items written    {report.items_written:,}",
         f"deletes written  {report.deletes_written:,}",
-        f"rejected         {report.rejected:,}",
+        f"rejected         {report.rejected:,}"
+        + (f"  (in {rejects})" if report.rejected and rejects else ""),
     ]
     if report.skipped_on_resume:
         lines.append(f"skipped (resume) {report.skipped_on_resume:,}")
@@ -348,7 +363,7 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
     if config.dry_run:
         print(dry_run_summary(report, args.price_per_million_wru))
     else:
-        print(summary(report))
+        print(summary(report, config.rejects))
     return report.exit_status
 
 

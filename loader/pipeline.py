@@ -64,7 +64,7 @@ class Job:
         feed: Feed | None = None,
         first: bool | None = None,  # the feed starts at the input's first record
         on_reject: RejectCallback | None = None,
-        watermark: Watermarks | None = None,  # a writer process's own; it never checkpoints
+        watermark: Watermarks | None = None,  # a writer process's or a library writer's
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
         """Build the stages, each from the ones before it. Long, and kept whole: it is
@@ -227,6 +227,12 @@ class Job:
                             await self._drain(until_idle=False)
                         if self._stopping:
                             return
+                    if dispatch.hungry:
+                        # The workers have nothing to send while the next chunk is read
+                        # (a slow source, a writer's trickle of puts): send what is
+                        # open now rather than hold it until a batch fills.
+                        for batch in batcher.drain():
+                            await dispatch.put(batch)
                 finally:
                     self.events.on_read(records=handled)  # once a chunk, however it ends
         await self._drain(until_idle=True)

@@ -28,6 +28,7 @@ async def connect(
     to start, found (or refused with a ConfigError) before anything is read or written.
     `records`: the job's input is records from Python, not files."""
     sources = _check_records(config) if records else _resolve_sources(config)
+    _check_writable(config.rejects, "the rejects file")
     async with AsyncExitStack() as stack:
         if client is None:
             client = await stack.enter_async_context(
@@ -39,6 +40,21 @@ async def connect(
                 )
             )
         yield client, sources, await preflight(client, config, sources)
+
+
+def _check_writable(path: str | None, what: str) -> None:
+    """`path` can be created or appended to (it is opened only when first needed).
+
+    Raises:
+        ConfigError: it cannot.
+    """
+    if path is None:
+        return
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path) or not os.path.isdir(folder):
+        raise ConfigError(f"Cannot write {what} {path}: no such folder, or it is one.")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise ConfigError(f"Cannot write {what} {path}: permission denied.")
 
 
 def _check_records(config: LoadConfig) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +22,25 @@ CHUNK = 256  # records per hand-over: one await per chunk, as a file's reader do
 Records = Iterable[Any] | AsyncIterable[Any]
 
 
-async def records_feed(records: Records, *, typed: bool = False) -> Feed:
-    """`records` as the pipeline's numbered feed, in their order."""
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Among records: delete the item with this key (a dict of the key attributes)."""
+
+    key: dict[str, Any]
+
+
+async def records_feed(records: Records, *, typed: bool = False, chunked: bool = False) -> Feed:
+    """`records` as the pipeline's numbered feed, in their order. `chunked`: `records`
+    is an async iterable of lists, each handed over as it comes (a writer's, which must
+    not wait for a chunk to fill)."""
     chunk: list[tuple[int, Any]] = []
     seq = 0
+    if chunked:
+        assert isinstance(records, AsyncIterable)
+        async for values in records:
+            yield _records(list(enumerate(values, seq + 1)), typed)
+            seq += len(values)
+        return
     if isinstance(records, AsyncIterable):
         async for value in records:
             seq += 1
@@ -44,7 +60,13 @@ async def records_feed(records: Records, *, typed: bool = False) -> Feed:
 
 
 def _records(chunk: list[tuple[int, Any]], typed: bool) -> list[tuple[int, Record | Reject]]:
-    return [(seq, Record(SOURCE, seq, value, _text(value), typed=typed)) for seq, value in chunk]
+    return [(seq, _record(seq, value, typed)) for seq, value in chunk]
+
+
+def _record(seq: int, value: Any, typed: bool) -> Record:
+    if type(value) is Delete:
+        return Record(SOURCE, seq, value.key, _text(value.key), typed=typed, delete=True)
+    return Record(SOURCE, seq, value, _text(value), typed=typed)
 
 
 def _text(value: Any) -> bytes:

@@ -22,13 +22,14 @@ class RejectsFile:
     exactly, byte for byte, in `raw_base64`, so it can be repaired and reloaded.
 
     Writes are buffered plain-file writes: a rejects line is rare and small, and
-    it must be on disk before a checkpoint may move past its record.
+    it must be on disk before a checkpoint may move past its record. The file is
+    created at the first reject: a job with none leaves no empty file behind.
     """
 
     def __init__(self, path: str | None, on_reject: RejectCallback | None = None) -> None:
         self.path = path
         self._on_reject = on_reject
-        self._handle: IO[bytes] | None = open(path, "ab") if path else None  # noqa: SIM115
+        self._handle: IO[bytes] | None = None
         self.samples: list[str] = []
 
     def add(self, source: str, line: int, reason: str, record: str | bytes) -> None:
@@ -36,7 +37,9 @@ class RejectsFile:
             self.samples.append(f"{source}:{line}: {reason}")
         if self._on_reject is not None:
             self._on_reject(Reject(source, line, reason, record))
-        if self._handle is not None:
+        if self.path is not None:
+            if self._handle is None:
+                self._handle = open(self.path, "ab")  # noqa: SIM115  (closed in close())
             text, raw = _as_text(record)
             row = {"source": source, "line": line, "reason": reason, "record": text}
             if raw is not None:

@@ -23,9 +23,14 @@ def run(coro: Coroutine[Any, Any, T], *, tune_gc: bool = True) -> T:
     if tune_gc:
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(coro)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's where it is installed."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover  (Windows)
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

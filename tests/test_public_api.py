@@ -23,14 +23,20 @@ def test_the_library_api_is_exactly_these_names() -> None:
     assert sorted(ddb_loader.__all__) == [
         "Aborted",
         "ConfigError",
+        "Delete",
         "LoadConfig",
         "LoadReport",
         "LoaderError",
         "Reject",
         "RetriesExhausted",
         "SourceError",
+        "SyncWriter",
+        "UnwrittenError",
+        "Writer",
         "load",
         "load_async",
+        "sync_writer",
+        "writer",
     ]
     for name in ddb_loader.__all__:
         assert getattr(ddb_loader, name) is not None

@@ -241,3 +241,55 @@ def test_a_key_schema_the_input_does_not_carry_stops_before_any_write(
     assert "'id'" in message or "(id)" in message, message
     assert scan_table(ddb_local.url, table) == []
     assert result.stdout == ""  # no summary: the job never started
+
+
+def test_without_rejects_a_default_file_beside_the_input_holds_them_and_is_named(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"PK": "a", "SK": "1"}\n{"PK": "b"}\n{"PK": "c", "SK": "1"}\n')
+    table = make_table(gsi=False)
+
+    result = run_cli("load", str(source), "--table", table, "--endpoint-url", ddb_local.url,
+                     "--no-progress", check_status=1)  # fmt: skip
+
+    (default,) = tmp_path.glob("in.jsonl.rejects-*.jsonl")
+    (row,) = [json.loads(line) for line in default.read_text().splitlines()]
+    assert (row["source"], row["line"], row["record"]) == (str(source), 2, '{"PK": "b"}')
+    assert f"(in {default})" in result.stdout
+    assert {item["PK"]["S"] for item in scan_table(ddb_local.url, table)} == {"a", "c"}
+
+
+def test_a_resumable_job_keeps_its_rejects_beside_its_checkpoint_and_a_clean_one_none(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"PK": "a", "SK": "1"}\n{"PK": "b"}\n')
+    checkpoint = tmp_path / "load.ckpt"
+    table = make_table(gsi=False)
+    flags = ("--table", table, "--endpoint-url", ddb_local.url, "--no-progress")
+
+    run_cli("load", str(source), *flags, "--checkpoint", str(checkpoint), check_status=1)
+    assert len(Path(f"{checkpoint}.rejects.jsonl").read_text().splitlines()) == 1
+
+    clean = tmp_path / "clean" / "in.jsonl"
+    clean.parent.mkdir()
+    clean.write_bytes(b'{"PK": "z", "SK": "1"}\n')
+    run_cli("load", str(clean), *flags, check_status=0)
+    assert list(clean.parent.iterdir()) == [clean]
+
+
+def test_a_rejects_file_that_cannot_be_written_stops_the_job_before_any_write(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"PK": "a", "SK": "1"}\n')
+    table = make_table(gsi=False)
+
+    nowhere = tmp_path / "no" / "such" / "r.jsonl"
+    result = run_cli("load", str(source), "--table", table, "--endpoint-url", ddb_local.url,
+                     "--rejects", str(nowhere), check_status=2)  # fmt: skip
+
+    assert "Cannot write the rejects file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert scan_table(ddb_local.url, table) == []

@@ -17,6 +17,7 @@ import ddb_loader
 from ddb_loader import ConfigError, Reject
 from tests.conftest import TableFactory, scan_table, stored
 from tests.ddb_local import DynamoDBLocal
+from tests.faultproxy import FaultConfig, FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +174,130 @@ def test_a_library_load_leaves_the_process_s_collector_alone(
     before = gc.get_threshold(), gc.get_freeze_count()
     ddb_loader.load([product(1)], table=make_table(gsi=False), endpoint_url=ddb_local.url)
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+# --- the writer: boto3's batch_writer in shape, that never drops a write ---
+
+
+async def test_the_writer_writes_every_put_and_delete_before_its_exit_returns(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    async with ddb_loader.writer(table, endpoint_url=ddb_local.url) as w:
+        for version in (1, 2):
+            for i in range(1_500):
+                await w.put(product(i, version=version))
+        for i in range(0, 1_500, 3):
+            await w.delete({"PK": f"p#{i}", "SK": "v1"})
+        await w.put(product(0, version=3))  # after its delete: the put wins
+
+    assert w.report is not None
+    assert w.report.items_written + w.report.deletes_written == 3_501
+    expected = {(f"p#{i}", "v1"): as_stored(product(i, version=2)) for i in range(1_500)}
+    for i in range(0, 1_500, 3):
+        del expected[(f"p#{i}", "v1")]
+    expected[("p#0", "v1")] = as_stored(product(0, version=3))
+    assert stored(ddb_local.url, table) == expected
+
+
+async def test_a_trickle_of_puts_is_written_without_waiting_for_a_batch_to_fill(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    async with ddb_loader.writer(table, endpoint_url=ddb_local.url) as w:
+        await w.put(product(1))
+        for _ in range(200):  # up to 10 s
+            if stored(ddb_local.url, table):
+                break
+            await asyncio.sleep(0.05)
+        assert stored(ddb_local.url, table) == {("p#1", "v1"): as_stored(product(1))}
+
+
+async def test_the_writer_s_exit_names_each_write_the_service_refused(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=ddb_local.url) as w:
+            for i in range(1, 101):
+                await w.put(product(i, weight=1.5) if i in (7, 70) else product(i))
+
+    with pytest.raises(ddb_loader.UnwrittenError) as raised:
+        await write()
+
+    assert [(r.line, "float" in r.reason) for r in raised.value.rejects] == [(7, True), (70, True)]
+    assert raised.value.unwritten == []
+    assert stored(ddb_local.url, table) == {
+        (f"p#{i}", "v1"): as_stored(product(i)) for i in range(1, 101) if i not in (7, 70)
+    }
+
+
+async def test_what_was_put_before_the_body_raised_is_still_written(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=ddb_local.url) as w:
+            for i in range(300):
+                await w.put(product(i))
+            raise KeyError("the caller's own bug")
+
+    with pytest.raises(KeyError):
+        await write()
+    assert stored(ddb_local.url, table) == {
+        (f"p#{i}", "v1"): as_stored(product(i)) for i in range(300)
+    }
+
+
+async def test_a_writer_for_a_missing_table_fails_with_one_sentence(
+    ddb_local: DynamoDBLocal,
+) -> None:
+    async def write() -> None:
+        async with ddb_loader.writer("no-such-table", endpoint_url=ddb_local.url) as w:
+            for i in range(10_000):  # the job's failure reaches a put, or else the exit
+                await w.put(product(i))
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        await write()
+
+
+async def test_a_writer_whose_job_stops_gives_back_exactly_the_writes_not_made(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: FaultProxy
+) -> None:
+    # Half of every batch refused and no retries: the job stops early. Nothing may
+    # vanish: each put is either in the table or handed back, never both.
+    proxy.config = FaultConfig(refuse_fraction=0.5, seed=3)
+    table = make_table(gsi=False)
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=proxy.url, max_retries=0) as w:
+            for i in range(2_000):
+                await w.put(product(i))
+
+    with pytest.raises(ddb_loader.UnwrittenError) as raised:
+        await write()
+
+    unwritten = {(op["PK"], op["SK"]) for op in raised.value.unwritten}
+    table_keys = set(stored(ddb_local.url, table))
+    assert unwritten, "the job stopped, so some writes were not made"
+    assert not unwritten & table_keys
+    assert unwritten | table_keys == {(f"p#{i}", "v1") for i in range(2_000)}
+    assert raised.value.report.outcome.stopped_early
+
+
+def test_the_blocking_writer_for_scripts_keeps_the_same_promise(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    with ddb_loader.sync_writer(table, endpoint_url=ddb_local.url) as w:
+        for i in range(500):
+            w.put(product(i))
+        w.delete({"PK": "p#0", "SK": "v1"})
+
+    assert w.report is not None
+    assert w.report.items_written == 500
+    assert stored(ddb_local.url, table) == {
+        (f"p#{i}", "v1"): as_stored(product(i)) for i in range(1, 500)
+    }

@@ -1,0 +1,217 @@
+"""`Writer`: boto3's `Table.batch_writer()` in shape, a load job underneath, so no write
+is dropped at exit (boto3 #2088) and many batches are in flight at once.
+
+Each `put` or `delete` is a record of one job: batched 25 to a request, sent by the
+job's workers, retried with backoff on `UnprocessedItems`, paced by what the table
+accepts. The writer numbers its operations and is told as each one is finished
+(written or rejected), so at exit it knows exactly which ones were not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from loader.api import load
+from loader.config import LoadConfig
+from loader.errors import LoaderError
+from loader.metrics import LoadReport
+from loader.model import Reject
+from loader.records import CHUNK, Delete
+from loader.rejects import RejectCallback
+from loader.runtime import new_loop
+
+T = TypeVar("T")
+
+HELD = 4 * CHUNK  # operations held before `put` waits for the job to take some
+
+
+class UnwrittenError(LoaderError):
+    """The writer's exit could not write everything: `rejects` the service refused (with
+    reasons), `unwritten` the operations the job stopped before (`report.reason` says
+    why; write them again later)."""
+
+    def __init__(self, rejects: list[Reject], unwritten: list[Any], report: LoadReport) -> None:
+        parts = [f"{len(rejects)} rejected"] if rejects else []
+        if unwritten:
+            parts.append(f"{len(unwritten)} not written ({report.reason or report.outcome.value})")
+        super().__init__(f"The writer could not write everything: {', '.join(parts)}.")
+        self.rejects = rejects
+        self.unwritten = unwritten
+        self.report = report
+
+
+class Writer:
+    """`async with Writer(config) as w: await w.put(item); await w.delete(key)`.
+
+    `put` and `delete` return once the operation is held (they wait while the job is
+    `HELD` behind). Exit waits until every operation is written, also when the body
+    raised; then raises `UnwrittenError` if any was not, else sets `report`.
+    """
+
+    def __init__(
+        self, config: LoadConfig, *, typed: bool = False, on_reject: RejectCallback | None = None
+    ) -> None:
+        self._config = config
+        self._typed = typed
+        self._on_reject = on_reject
+        self._held: deque[Any] = deque()
+        self._pending: dict[int, Any] = {}  # handed to the job, not yet finished
+        self._rejects: list[Reject] = []
+        self._seq = 0
+        self._closed = False
+        self._ready = asyncio.Event()  # operations are held, or the writer closed
+        self._taken = asyncio.Event()  # the job took some
+        self._job: asyncio.Task[LoadReport] | None = None
+        self.report: LoadReport | None = None
+
+    async def __aenter__(self) -> Writer:
+        self._job = asyncio.create_task(
+            load(
+                self._config,
+                records=self._operations(),
+                typed=self._typed,
+                on_reject=self._rejected,
+                watermark=self,
+                chunked=True,
+            )
+        )
+        return self
+
+    async def put(self, item: dict[str, Any]) -> None:
+        """Write `item` (a dict, as `load` takes records)."""
+        await self._hold(item)
+
+    async def delete(self, key: dict[str, Any]) -> None:
+        """Delete the item with this key (a dict of the key attributes)."""
+        await self._hold(Delete(key))
+
+    async def _hold(self, operation: Any) -> None:
+        job = self._running()
+        while len(self._held) >= HELD:
+            self._taken.clear()
+            taken = asyncio.ensure_future(self._taken.wait())
+            await asyncio.wait((taken, job), return_when=asyncio.FIRST_COMPLETED)
+            taken.cancel()
+            job = self._running()
+        self._held.append(operation)
+        self._ready.set()
+
+    def _running(self) -> asyncio.Task[LoadReport]:
+        if self._job is None or self._closed:
+            raise RuntimeError("The writer is not open: use it inside `async with`.")
+        if self._job.done():
+            self._job.result()  # its error (a bad table, say) is the caller's now
+            raise RuntimeError("The writer's job ended early.")  # pragma: no cover
+        return self._job
+
+    async def _operations(self) -> AsyncIterator[list[Any]]:
+        """What the job reads: the held operations, as many as are there at once."""
+        while True:
+            while not self._held and not self._closed:
+                self._ready.clear()
+                await self._ready.wait()
+            if not self._held:
+                return
+            chunk = [self._held.popleft() for _ in range(min(CHUNK, len(self._held)))]
+            for operation in chunk:
+                self._seq += 1
+                self._pending[self._seq] = operation
+            self._taken.set()
+            yield chunk
+
+    def done(self, seq: int) -> None:
+        """The job finished operation `seq` (written or rejected)."""
+        del self._pending[seq]
+
+    def _rejected(self, reject: Reject) -> None:
+        self._rejects.append(reject)
+        if self._on_reject is not None:
+            self._on_reject(reject)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._job is not None
+        self._closed = True
+        self._ready.set()
+        try:
+            report = await self._job
+        except BaseException as failure:
+            if failure is exc:  # the body met it already, in `put`
+                return
+            raise
+        self.report = report
+        unwritten = [*self._pending.values(), *self._held]
+        if not (self._rejects or unwritten):
+            return
+        error = UnwrittenError(self._rejects, unwritten, report)
+        if exc is None:
+            raise error
+        exc.add_note(f"{error} (the exception's `__notes__`; `writer.report` has the counts)")
+
+
+class SyncWriter:
+    """`Writer` for code without an event loop (scripts, notebooks)::
+
+        with SyncWriter(config) as w:
+            w.put(item)
+
+    The writer runs on an event loop of its own in a thread; `put` and `delete` block
+    while it is far behind, and the exit blocks until every write is made, as the
+    async writer's does.
+    """
+
+    def __init__(
+        self, config: LoadConfig, *, typed: bool = False, on_reject: RejectCallback | None = None
+    ) -> None:
+        self._writer = Writer(config, typed=typed, on_reject=on_reject)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def report(self) -> LoadReport | None:
+        return self._writer.report
+
+    def __enter__(self) -> SyncWriter:
+        self._loop = new_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._call(self._writer.__aenter__())
+        return self
+
+    def put(self, item: dict[str, Any]) -> None:
+        """Write `item`."""
+        self._call(self._writer.put(item))
+
+    def delete(self, key: dict[str, Any]) -> None:
+        """Delete the item with this key."""
+        self._call(self._writer.delete(key))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._loop is not None
+        assert self._thread is not None
+        try:
+            self._call(self._writer.__aexit__(exc_type, exc, traceback))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("The writer is not open: use it inside `with`.")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
