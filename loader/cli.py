@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -43,13 +44,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"ddb-loader: {message}\n")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _inputs(parser: argparse.ArgumentParser) -> None:
+    """What every command that reads records takes: the input, the table, the connection."""
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="file, file.gz, folder or -")
-    parser.add_argument("--table", help="target table (request-items files name their own)")
-    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    parser.add_argument(
+        "--table",
+        "--table-name",  # the AWS CLI's name
+        dest="table",
+        help="target table (request-items files name their own)",
+    )
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", *FORMATS],
+        help="input format (default auto: by extension, a .json file by its first line)",
+    )
     parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8000 for DynamoDB Local")
-    parser.add_argument("--region")
-    parser.add_argument("--profile")
+    parser.add_argument("--region", help="AWS Region (default: the profile's, or AWS_REGION)")
+    parser.add_argument("--profile", help="a profile of ~/.aws/config (default: AWS_PROFILE)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -62,8 +74,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_QUEUE_SIZE,
         help=f"batches buffered ahead of the workers (default {DEFAULT_QUEUE_SIZE})",
     )
-    parser.add_argument("--max-wcu", type=float, help="cap consumed write capacity per second")
-    parser.add_argument("--max-retries", type=int, default=10)
     parser.add_argument(
         "--give-up-after",
         metavar="DURATION",
@@ -71,13 +81,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="stop (with the checkpoint) when DynamoDB has not answered at all for this "
         "long: seconds, or 90s, 15m, 1h (default 15m)",
     )
-    parser.add_argument("--rejects", metavar="FILE", help="JSONL file for rejected records")
+    parser.add_argument(
+        "--rejects",
+        metavar="FILE",
+        help="JSONL file for rejected records (default: beside the checkpoint, else "
+        "INPUT.rejects-<UTC time>.jsonl beside the first input; created at the first reject)",
+    )
     parser.add_argument("--max-rejects", type=int, metavar="N", help="abort after N rejects")
-    parser.add_argument("--checkpoint", metavar="FILE", help="record progress for --resume")
-    parser.add_argument("--resume", action="store_true", help="skip what --checkpoint says is done")
-    parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--csv-type", action="append", default=[], metavar="COLUMN=S|N|BOOL|JSON")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress line on standard error"
+    )
+    parser.add_argument(
+        "--csv-type",
+        action="append",
+        default=[],
+        metavar="COLUMN=S|N|BOOL|JSON",
+        help="a CSV column's type (default S; key columns take the table's key type)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -87,11 +107,51 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _writes(parser: argparse.ArgumentParser) -> None:
+    """What only the commands that write take."""
+    parser.add_argument("--max-wcu", type=float, help="cap consumed write capacity per second")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=10,
+        help="tries of a write DynamoDB keeps refusing (throttled, unprocessed) before the job "
+        "stops with its checkpoint (default 10)",
+    )
+    parser.add_argument("--checkpoint", metavar="FILE", help="record progress for --resume")
+    parser.add_argument("--resume", action="store_true", help="skip what --checkpoint says is done")
+    parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
+
+
+EPILOG = """\
+examples:
+  ddb-loader load catalog.jsonl --table products --region eu-west-1
+  ddb-loader load big.jsonl.gz --table products --checkpoint load.ckpt   # then: ... --resume
+  ddb-loader load items.csv --table products --csv-type price=N --set PK=PRODUCT#{sku}
+  ddb-loader load batch-products.json            # an AWS CLI request-items file
+  ddb-loader verify catalog.jsonl --table products --compare
+  ddb-loader load catalog.jsonl --table t --endpoint-url http://127.0.0.1:8000  # DynamoDB Local
+
+exit status:
+  0  everything written (verify: everything there)
+  1  finished with rejects (verify: differences found)
+  2  usage or configuration error: nothing was written
+  3  stopped early (a signal, --max-rejects, --give-up-after, or a write DynamoDB kept
+     refusing past --max-retries): --resume goes on
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ddb-loader", description="Bulk-load DynamoDB tables, fast and safely.")
+    parser = _Parser(
+        prog="ddb-loader",
+        description="Bulk-load DynamoDB tables, fast and safely.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ddb-loader {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    load = commands.add_parser("load", help="write every record (BatchWriteItem)")
-    _common(load)
+    load = _subcommand(commands, "load", "write every record (BatchWriteItem)")
+    _inputs(load)
+    _writes(load)
     load.add_argument("--dry-run", action="store_true", help="validate and estimate; write nothing")
     load.add_argument(
         "--price-per-million-wru",
@@ -102,25 +162,46 @@ def build_parser() -> argparse.ArgumentParser:
         "price as of 2024-11-01)",
     )
     load.add_argument("--create-table", action="store_true", help="create the table (on-demand)")
-    load.add_argument("--key", action="append", default=[], metavar="NAME:TYPE")
+    load.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE",
+        help="with --create-table: the partition key, then the sort key (TYPE S, N or B)",
+    )
     load.add_argument(
         "--processes",
         type=int,
         default=None,
         help="writer processes (default: one per core for inputs of 64 MB or more, else 1)",
     )
-    delete = commands.add_parser("delete", help="delete the key of every record")
-    _common(delete)
-    check = commands.add_parser("verify", help="read every record back (BatchGetItem)")
-    _common(check)
+    delete = _subcommand(commands, "delete", "delete the key of every record")
+    _inputs(delete)
+    _writes(delete)
+    check = _subcommand(commands, "verify", "read every record back (BatchGetItem)")
+    _inputs(check)
     check.add_argument("--compare", action="store_true", help="compare whole items, not just keys")
     get = commands.add_parser("get", help="read the keys of a batch-get-item request file")
     get.add_argument("request", metavar="REQUEST.json", help="the AWS CLI's --request-items file")
-    get.add_argument("--endpoint-url")
-    get.add_argument("--region")
-    get.add_argument("--profile")
+    get.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8000 for DynamoDB Local")
+    get.add_argument("--region", help="AWS Region (default: the profile's, or AWS_REGION)")
+    get.add_argument("--profile", help="a profile of ~/.aws/config (default: AWS_PROFILE)")
     get.add_argument("--ddb-json", action="store_true", help="print items in DynamoDB JSON")
     return parser
+
+
+def _subcommand(commands: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ddb-loader")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "(not installed)"
 
 
 def _pairs(values: Sequence[str], flag: str, sep: str = "=") -> list[tuple[str, str]]:
@@ -168,14 +249,14 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         profile=args.profile,
         workers=args.workers,
         queue_size=args.queue_size,
-        max_wcu=args.max_wcu,
-        max_retries=args.max_retries,
+        max_wcu=getattr(args, "max_wcu", None),  # verify has none of the write knobs
+        max_retries=getattr(args, "max_retries", 10),
         give_up_after_s=_seconds(args.give_up_after, "--give-up-after"),
-        rejects=args.rejects or default_rejects(args.sources, args.checkpoint),
+        rejects=args.rejects or default_rejects(args.sources, getattr(args, "checkpoint", None)),
         max_rejects=args.max_rejects,
-        checkpoint=args.checkpoint,
-        resume=args.resume,
-        report=args.report,
+        checkpoint=getattr(args, "checkpoint", None),
+        resume=getattr(args, "resume", False),
+        report=getattr(args, "report", None),
         progress=not args.no_progress,
         csv_types={c: t.upper() for c, t in _pairs(args.csv_type, "--csv-type")},
         templates=tuple(_pairs(args.set, "--set")),

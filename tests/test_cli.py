@@ -68,3 +68,36 @@ def test_an_unknown_source_format_asks_for_format(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Cannot tell the format of" in result.stderr
     assert "--format" in result.stderr
+
+
+def test_the_command_says_its_version() -> None:
+    result = run_cli("--version", check_status=0)
+    assert result.stdout.startswith("ddb-loader ")
+
+
+def test_table_name_is_the_aws_cli_s_name_for_table() -> None:
+    from loader.cli import build_parser
+
+    args = build_parser().parse_args(["load", "in.jsonl", "--table-name", "products"])
+    assert args.table == "products"
+
+
+@pytest.mark.parametrize("command", ["load", "delete", "verify"])
+def test_every_option_explains_itself_and_the_help_ends_with_examples_and_exit_statuses(
+    command: str,
+) -> None:
+    from loader.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    unexplained = [a.option_strings[0] for a in sub._actions if a.option_strings and not a.help]
+    assert unexplained == []
+    text = sub.format_help()
+    assert "examples:" in text
+    assert "exit status:" in text
+
+
+def test_verify_offers_no_knob_that_only_writing_uses() -> None:
+    text = run_cli("verify", "--help", check_status=0).stdout
+    for knob in ("--max-wcu", "--max-retries", "--resume", "--checkpoint", "--report"):
+        assert knob not in text.split("examples:")[0], knob
