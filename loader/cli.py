@@ -85,7 +85,7 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
         "--rejects",
         metavar="FILE",
         help="JSONL file for rejected records (default: beside the checkpoint, else "
-        "INPUT.rejects-<UTC time>.jsonl beside the first input; created at the first reject)",
+        "ddb-loader-rejects-<UTC time>-<pid>.jsonl here; created at the first reject)",
     )
     parser.add_argument("--max-rejects", type=int, metavar="N", help="abort after N rejects")
     parser.add_argument(
@@ -252,7 +252,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         max_wcu=getattr(args, "max_wcu", None),  # verify has none of the write knobs
         max_retries=getattr(args, "max_retries", 10),
         give_up_after_s=_seconds(args.give_up_after, "--give-up-after"),
-        rejects=args.rejects or default_rejects(args.sources, getattr(args, "checkpoint", None)),
+        rejects=args.rejects or default_rejects(getattr(args, "checkpoint", None)),
         max_rejects=args.max_rejects,
         checkpoint=getattr(args, "checkpoint", None),
         resume=getattr(args, "resume", False),
@@ -264,17 +264,14 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
     )
 
 
-def default_rejects(sources: Sequence[str], checkpoint: str | None) -> str:
+def default_rejects(checkpoint: str | None) -> str:
     """Where rejects go without --rejects, so none vanish: beside the checkpoint (a
-    resumed job goes on with the same file), else beside the first source, named for
-    it and the time (a job of its own); created only if a record is rejected."""
+    resumed job goes on with the same file), else in the working folder, named for the
+    time and the process (no job's name is another's); created only at a reject."""
     if checkpoint:
         return f"{checkpoint}.rejects.jsonl"
-    first = sources[0].rstrip(os.sep) if sources and sources[0] != "-" else "stdin"
-    if not os.access(os.path.dirname(first) or ".", os.W_OK):
-        first = os.path.basename(first)  # a read-only input folder: the current one
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return f"{first}.rejects-{stamp}.jsonl"
+    return f"ddb-loader-rejects-{stamp}-{os.getpid()}.jsonl"
 
 
 # A writer process pays its start (a fresh interpreter and its imports) before it
@@ -351,6 +348,7 @@ def summary(report: LoadReport, rejects: str | None = None) -> str:
         f"deletes written  {report.deletes_written:,}",
         f"rejected         {report.rejected:,}"
         + (f"  (in {rejects})" if report.rejected and rejects else ""),
+        *(f"  {sample}" for sample in report.first_rejects[:3]),
     ]
     if report.skipped_on_resume:
         lines.append(f"skipped (resume) {report.skipped_on_resume:,}")

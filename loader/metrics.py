@@ -95,8 +95,8 @@ class Counters:
 class LoadReport:
     """What a job did: the report of the README, field for field.
 
-    `outcome`, `reason` (why it stopped early) and the exit status they map to are not
-    part of the JSON report.
+    `outcome`, `reason` (why it stopped early), the exit status they map to and
+    `first_rejects` (the first few, for a person to read) are not part of the JSON report.
     """
 
     records_read: int
@@ -116,11 +116,12 @@ class LoadReport:
     latency_ms: dict[str, float]
     outcome: Outcome = field(default=Outcome.OK, compare=False)
     reason: str = field(default="", compare=False)
+    first_rejects: tuple[str, ...] = field(default=(), compare=False)  # "source:line: reason"
 
     def to_json(self) -> dict[str, Any]:
         """The report as the README specifies it (no extra fields)."""
         data = asdict(self)
-        del data["outcome"], data["reason"]
+        del data["outcome"], data["reason"], data["first_rejects"]
         return data
 
     @property

@@ -16,6 +16,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from contextlib import aclosing, suppress
+from dataclasses import replace
 from typing import Protocol
 
 from loader.backoff import Backoff, Clock
@@ -138,8 +139,11 @@ class Job:
             raise asyncio.CancelledError
         now = self.clock.now()
         if self._stopping:
-            return self.metrics.report(now, self._outcome, self._stopping)
-        return self.metrics.report(now, Outcome.DRY_RUN if self.config.dry_run else Outcome.OK)
+            report = self.metrics.report(now, self._outcome, self._stopping)
+        else:
+            ending = Outcome.DRY_RUN if self.config.dry_run else Outcome.OK
+            report = self.metrics.report(now, ending)
+        return replace(report, first_rejects=tuple(self.rejects.samples))
 
     def close(self) -> None:
         """Save the checkpoint (rejects first) and close the rejects file."""

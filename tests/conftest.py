@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,9 +173,11 @@ def run_cli(
     check_status: int | None = None,
     env: dict[str, str] | None = None,
     stdin: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m loader ARGS` as a user would (with `stdin` as its standard input),
-    and return what it printed."""
+    in `cwd` (by default a new empty folder, where a default rejects file lands), and
+    return what it printed."""
     result = subprocess.run(
         [sys.executable, "-m", "loader", *args],
         input=stdin,
@@ -182,6 +185,7 @@ def run_cli(
         text=True,
         timeout=300,
         env=env,
+        cwd=cwd or tempfile.mkdtemp(prefix="ddb-loader-cli-"),
     )
     if check_status is not None:
         assert result.returncode == check_status, result.stderr[-3000:]

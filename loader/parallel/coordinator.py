@@ -131,7 +131,8 @@ class Coordinator:
                 self.done_before = await self._check_first() if self.skip == 0 else self.skip
             except Aborted as exc:  # --max-rejects, before any writer started
                 self.close()  # the checkpoint passes the lines rejected so far
-                return self.metrics.report(self.clock.now(), Outcome.ABORTED, str(exc))
+                report = self.metrics.report(self.clock.now(), Outcome.ABORTED, str(exc))
+                return dataclasses.replace(report, first_rejects=tuple(self.rejects.samples))
             except ConfigError:
                 self.close()
                 raise
@@ -412,4 +413,5 @@ class Coordinator:
             if writer.report.latency is not None:
                 latency.merge(writer.report.latency)
         elapsed = self.clock.now() - self.metrics.started
-        return report_of(self._counts(), latency, elapsed, self.outcome, self.aborted)
+        report = report_of(self._counts(), latency, elapsed, self.outcome, self.aborted)
+        return dataclasses.replace(report, first_rejects=tuple(self.rejects.samples))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -243,20 +244,29 @@ def test_a_key_schema_the_input_does_not_carry_stops_before_any_write(
     assert result.stdout == ""  # no summary: the job never started
 
 
-def test_without_rejects_a_default_file_beside_the_input_holds_them_and_is_named(
+def test_without_rejects_a_default_file_in_the_working_folder_holds_them_and_is_named(
     ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.jsonl"
     source.write_bytes(b'{"PK": "a", "SK": "1"}\n{"PK": "b"}\n{"PK": "c", "SK": "1"}\n')
     table = make_table(gsi=False)
+    here = tmp_path / "here"
+    here.mkdir()
+    flags = ("--table", table, "--endpoint-url", ddb_local.url, "--no-progress")
 
-    result = run_cli("load", str(source), "--table", table, "--endpoint-url", ddb_local.url,
-                     "--no-progress", check_status=1)  # fmt: skip
+    first = run_cli("load", str(source), *flags, check_status=1, cwd=here)
+    second = run_cli("load", str(source), *flags, check_status=1, cwd=here)
 
-    (default,) = tmp_path.glob("in.jsonl.rejects-*.jsonl")
-    (row,) = [json.loads(line) for line in default.read_text().splitlines()]
-    assert (row["source"], row["line"], row["record"]) == (str(source), 2, '{"PK": "b"}')
-    assert f"(in {default})" in result.stdout
+    files = sorted(here.glob("ddb-loader-rejects-*.jsonl"))
+    assert len(files) == 2, "a second job's rejects never go into an earlier job's file"
+    for default in files:
+        (row,) = [json.loads(line) for line in default.read_text().splitlines()]
+        assert (row["source"], row["line"], row["record"]) == (str(source), 2, '{"PK": "b"}')
+    for result in (first, second):
+        named = re.search(r"\(in (ddb-loader-rejects-\S+\.jsonl)\)", result.stdout)
+        assert named is not None, result.stdout
+        assert (here / named[1]) in files
+        assert f"{source}:2: " in result.stdout  # the first reasons, printed
     assert {item["PK"]["S"] for item in scan_table(ddb_local.url, table)} == {"a", "c"}
 
 
@@ -272,11 +282,11 @@ def test_a_resumable_job_keeps_its_rejects_beside_its_checkpoint_and_a_clean_one
     run_cli("load", str(source), *flags, "--checkpoint", str(checkpoint), check_status=1)
     assert len(Path(f"{checkpoint}.rejects.jsonl").read_text().splitlines()) == 1
 
-    clean = tmp_path / "clean" / "in.jsonl"
-    clean.parent.mkdir()
-    clean.write_bytes(b'{"PK": "z", "SK": "1"}\n')
-    run_cli("load", str(clean), *flags, check_status=0)
-    assert list(clean.parent.iterdir()) == [clean]
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (tmp_path / "z.jsonl").write_bytes(b'{"PK": "z", "SK": "1"}\n')
+    run_cli("load", str(tmp_path / "z.jsonl"), *flags, check_status=0, cwd=clean)
+    assert list(clean.iterdir()) == []
 
 
 def test_a_rejects_file_that_cannot_be_written_stops_the_job_before_any_write(
