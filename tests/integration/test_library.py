@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 import ddb_loader
 from ddb_loader import ConfigError, Reject
-from tests.conftest import TableFactory, scan_table, stored
+from tests.conftest import TableFactory, create_table, scan_table, stored, sync_client
 from tests.ddb_local import DynamoDBLocal
 from tests.faultproxy import FaultConfig, FaultProxy
 
@@ -301,3 +305,36 @@ def test_the_blocking_writer_for_scripts_keeps_the_same_promise(
     assert stored(ddb_local.url, table) == {
         (f"p#{i}", "v1"): as_stored(product(i)) for i in range(1, 500)
     }
+
+
+def readme_examples() -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.mark.parametrize("example", readme_examples(), ids=["load", "writer"])
+def test_the_readme_s_python_examples_run_as_written(
+    ddb_local: DynamoDBLocal, tmp_path: Path, example: str
+) -> None:
+    # As a user runs them: a script of its own, the endpoint and region from the
+    # environment (the examples name neither), and a table called "products".
+    (tmp_path / "catalog.jsonl").write_text('{"PK": "PRODUCT#x", "SK": "DETAILS"}\n')
+    (tmp_path / "example.py").write_text(example)
+    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": ddb_local.url, "AWS_REGION": "us-east-1"}
+    table = create_table(ddb_local.url, gsi=False, name="products")
+    try:
+        result = subprocess.run(
+            [sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        keys = {item["PK"]["S"] for item in scan_table(ddb_local.url, table)}
+    finally:
+        sync_client(ddb_local.url).delete_table(TableName=table)
+    if "writer" in example:
+        assert result.stdout.split() == ["1000", "1"]
+        assert keys == {f"PRODUCT#{i}" for i in range(1, 1_000)}
+    else:
+        assert result.stdout.startswith("10000 0 []")
+        assert keys == {"PRODUCT#x"} | {f"PRODUCT#{i}" for i in range(10_000)}
