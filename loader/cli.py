@@ -14,9 +14,11 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -299,41 +301,101 @@ def _auto_processes(sources: Sequence[str]) -> int:
 
 
 class Progress:
-    """Live progress: one rewritten line on a terminal, a plain line every 10 s otherwise."""
+    """Live progress: one rewritten line on a terminal, a plain line every 10 s otherwise.
+
+    The ETA comes from the input read in the last `ETA_WINDOW_S` seconds after any
+    resume's skipping (skipped records go by far faster than written ones), never
+    from the average since the start. `finish` redraws the line from the report, so
+    the last line a person sees agrees with the summary under it.
+    """
+
+    BAR = 20
+    ETA_WINDOW_S = 20.0
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._tty = stream.isatty()
         self._calls = 0
+        self._seen: deque[tuple[float, int]] = deque()  # (elapsed, bytes read) since skipping
+        self._skipped = 0
+        self._total = 0
+        self._open = False  # a terminal line is drawn and not ended
 
     def __call__(self, snap: Snapshot, total_bytes: int) -> None:
         self._calls += 1
+        self._total = total_bytes
+        if snap.skipped != self._skipped:
+            self._skipped = snap.skipped
+            self._seen.clear()
+        self._seen.append((snap.elapsed_s, snap.bytes_read))
+        while len(self._seen) > 2 and self._seen[0][0] < snap.elapsed_s - self.ETA_WINDOW_S:
+            self._seen.popleft()
         if not self._tty and self._calls % 10:
             return
-        line = (
-            f"{snap.written:>11,} written  {snap.rate:>8,.0f} items/s  "
-            f"{snap.wcu_rate:>8,.0f} WCU/s  {snap.rejected:,} rejected"
-        )
-        if total_bytes and snap.bytes_read:
-            done = min(snap.bytes_read / total_bytes, 1.0)
-            eta = snap.elapsed_s * (1 - done) / done if done else 0.0
-            line += f"  {done:6.1%}  ETA {_duration(eta)}"
+        average = snap.written / snap.elapsed_s if snap.elapsed_s else 0.0
+        parts = [_duration(snap.elapsed_s)]
+        if total_bytes:
+            parts.append(self._bar(min(snap.bytes_read / total_bytes, 1.0)))
+        parts.append(f"{snap.written:,} written")
+        if snap.written == 0 and snap.rejected == 0 and not snap.unavailable_s:
+            parts.append("waiting for DynamoDB to take the first writes")
+        else:
+            parts.append(f"now {snap.rate:,.0f} items/s, average {average:,.0f}")
+            parts.append(f"{snap.wcu_rate:,.0f} WCU/s")
+        if snap.rejected:
+            parts.append(f"{snap.rejected:,} rejected")
+        if total_bytes and (eta := self._eta(total_bytes)) is not None:
+            parts.append(f"ETA {_duration(eta)}")
         if snap.throttled_requests:
-            line += f"  throttled {snap.throttled_requests:,}"
+            state = f"throttled {snap.throttled_requests:,}"
             if snap.key_range_throttles:
-                line += f" ({snap.key_range_throttles:,} by a hot key range)"
+                state += f" ({snap.key_range_throttles:,} by a hot key range)"
+            parts.append(state)
         if snap.unavailable_s:
-            line += f"  DynamoDB unavailable for {snap.unavailable_s:,.0f} s, waiting"
+            parts.append(f"DynamoDB unavailable for {snap.unavailable_s:,.0f} s, waiting")
+        self._write("  ".join(parts))
+
+    def _bar(self, done: float) -> str:
+        filled = int(done * self.BAR)
+        return f"[{'#' * filled}{'-' * (self.BAR - filled)}] {done:6.1%}"
+
+    def _eta(self, total_bytes: int) -> float | None:
+        if len(self._seen) < 2:
+            return None
+        (t0, b0), (t1, b1) = self._seen[0], self._seen[-1]
+        if t1 - t0 < 2 or b1 <= b0:
+            return None
+        return max(total_bytes - b1, 0) / ((b1 - b0) / (t1 - t0))
+
+    def _write(self, line: str) -> None:
         if self._tty:
             self._stream.write(f"\r{line}\x1b[K")
+            self._open = True
         else:
-            self._stream.write(f"[{_duration(snap.elapsed_s)}] {line}\n")
+            self._stream.write(f"{line}\n")
         self._stream.flush()
 
+    def finish(self, report: LoadReport) -> None:
+        """The last line: the report's own numbers (on a terminal, or if any line was shown)."""
+        if not (self._tty or self._calls >= 10):
+            return
+        written = report.items_written + report.deletes_written
+        parts = [_duration(report.elapsed_s)]
+        if self._total and not report.outcome.stopped_early:
+            parts.append(self._bar(1.0))
+        parts.append(f"{written:,} written, average {report.items_per_second:,.0f} items/s")
+        if report.rejected:
+            parts.append(f"{report.rejected:,} rejected")
+        parts.append(report.ending)
+        self._write("  ".join(parts))
+        self.close()
+
     def close(self) -> None:
-        if self._tty and self._calls:
+        """End the terminal line, if one is drawn."""
+        if self._open:
             self._stream.write("\n")
             self._stream.flush()
+            self._open = False
 
 
 def _reasons(reasons: dict[str, int]) -> str:
@@ -444,6 +506,8 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
     _on_signals(stop)
     try:
         report = await load(config, on_progress=progress, stop=stop)
+        if progress is not None:
+            progress.finish(report)
     finally:
         if progress is not None:
             progress.close()
@@ -453,7 +517,25 @@ async def _command(args: argparse.Namespace, config: LoadConfig) -> int:
         print(dry_run_summary(report, args.price_per_million_wru))
     else:
         print(summary(report, config.rejects))
+    if report.outcome.stopped_early:
+        print(_how_to_go_on(config), file=sys.stderr)
     return report.exit_status
+
+
+def _how_to_go_on(config: LoadConfig) -> str:
+    """After a job stopped early: where its checkpoint is, and the command that goes on."""
+    if not config.checkpoint:
+        return (
+            "ddb-loader: stopped early, with no checkpoint: run it again with "
+            "--checkpoint FILE to be able to go on where a job stops."
+        )
+    argv = ["ddb-loader", *sys.argv[1:]]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return (
+        f"ddb-loader: the checkpoint is saved in {config.checkpoint}; to go on:\n"
+        f"  {shlex.join(argv)}"
+    )
 
 
 async def _get(args: argparse.Namespace) -> int:

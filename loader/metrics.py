@@ -152,6 +152,7 @@ class Snapshot:
     bytes_read: int
     unavailable_s: float = 0.0  # how long DynamoDB has not answered at all, if it has not
     key_range_throttles: int = 0  # of the throttled requests, a hot key range's alone
+    skipped: int = 0  # records a resume left out so far
 
 
 class Subscriber:
@@ -345,6 +346,7 @@ class Metrics(Subscriber):
             bytes_read=self.bytes_read,
             unavailable_s=0.0 if self.down_since is None else now - self.down_since,
             key_range_throttles=self.key_range_throttles,
+            skipped=self.skipped_on_resume,
         )
 
     def report(self, now: float, outcome: Outcome = Outcome.OK, reason: str = "") -> LoadReport:

@@ -403,6 +403,7 @@ class Coordinator:
             throttled_requests=counts.throttled_requests,
             bytes_read=self.metrics.bytes_read,
             key_range_throttles=counts.key_range_throttles,
+            skipped=counts.skipped_on_resume,
         )
 
     def _report(self) -> LoadReport:
