@@ -98,6 +98,8 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
         resolved_region = resolver.meta.region_name
         resolver.close()
         ca_bundle = session.get_config_variable("ca_bundle")
+        if endpoint_url is None and not _endpoint_in_environment():
+            _check_region(session, resolved_region)
     except bx.ProfileNotFound:
         raise ConfigError(f"AWS profile {profile!r} is not in your AWS configuration.") from None
     except bx.NoRegionError:
@@ -110,6 +112,28 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
             "or pass --profile."
         )
     return endpoint, resolved_region, credentials, ca_bundle
+
+
+def _endpoint_in_environment() -> bool:
+    return bool(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def _check_region(session: Any, region: str) -> None:
+    """A region botocore knows DynamoDB in, in any partition (aws, aws-cn, aws-us-gov, …).
+
+    Raises:
+        ConfigError: it knows none by that name (a typo, most often).
+    """
+    known = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions("dynamodb", partition_name=partition)
+    }
+    if known and region not in known:
+        raise ConfigError(
+            f"Unknown AWS region {region!r}: DynamoDB has no endpoint there (e.g. "
+            "eu-west-1, us-east-1). A region newer than this botocore: pass --endpoint-url."
+        )
 
 
 def from_environment(

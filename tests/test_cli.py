@@ -101,3 +101,17 @@ def test_verify_offers_no_knob_that_only_writing_uses() -> None:
     text = run_cli("verify", "--help", check_status=0).stdout
     for knob in ("--max-wcu", "--max-retries", "--resume", "--checkpoint", "--report"):
         assert knob not in text.split("examples:")[0], knob
+
+
+def test_an_unknown_region_is_named_as_such_before_any_write(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"PK": "a"}\n')
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    result = run_cli(
+        "load", str(source), "--table", "products", "--region", "eu-wst-1", env=env,
+        check_status=2,
+    )  # fmt: skip
+    assert "Unknown AWS region 'eu-wst-1'" in result.stderr
+    assert "Traceback" not in result.stderr
