@@ -463,6 +463,7 @@ def dry_run_summary(report: LoadReport, price_per_million: float) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `ddb-loader` command; exits with the job's status."""
     logging.basicConfig(format="ddb-loader: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("ddb_loader").setLevel(logging.INFO)  # ours: what a person should know
     args = build_parser().parse_args(argv)
     try:
         if args.command == "get":

@@ -7,8 +7,10 @@ anything is read or written.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -18,6 +20,8 @@ from loader.codec import Index, KeySchema
 from loader.config import LoadConfig
 from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
 from loader.sources import detect_format, format_of
+
+log = logging.getLogger("ddb_loader")
 
 
 @asynccontextmanager
@@ -115,9 +119,14 @@ async def preflight(
     for table in tables:
         _check_name(table)
         try:
-            if config.create_table:
-                await _create_table(client, table, config.keys)
+            created = config.create_table and await _create_table(client, table, config.keys)
+            started = time.monotonic()
             description = await _active(client, table)
+            if created:
+                waited = time.monotonic() - started
+                log.info("created table %r (on-demand), ACTIVE after %.1f s", table, waited)
+            elif config.create_table:
+                log.info("table %r exists already: loading into it", table)
         except RequestRejected as exc:
             raise ConfigError(f"DynamoDB refused to describe table {table!r}: {exc}.") from None
         except TransientError as exc:
@@ -201,7 +210,8 @@ def schema_of(table: str, description: dict[str, Any]) -> KeySchema:
     )
 
 
-async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[str, str]]) -> None:
+async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[str, str]]) -> bool:
+    """Create `table` on demand; False if it exists already."""
     keys = list(keys)
     schema = [{"AttributeName": keys[0][0], "KeyType": "HASH"}]
     if len(keys) > 1:
@@ -216,3 +226,5 @@ async def _create_table(client: DynamoClient, table: str, keys: Iterable[tuple[s
     except RequestRejected as exc:
         if exc.code != "ResourceInUseException":  # it exists already: fine
             raise ConfigError(f"Cannot create table {table!r}: {exc}.") from None
+        return False
+    return True

@@ -329,19 +329,12 @@ def test_create_table_makes_an_on_demand_table_and_loads_it(
 ) -> None:
     source = tmp_path / "ids.jsonl"
     source.write_text("".join(json.dumps({"id": i, "name": f"n{i}"}) + "\n" for i in range(50)))
-    run_cli(
-        "load",
-        str(source),
-        "--table",
-        "created-by-loader",
-        "--create-table",
-        "--key",
-        "id:N",
-        "--endpoint-url",
-        ddb_local.url,
-        "--no-progress",
-        check_status=0,
-    )
+    args = ("load", str(source), "--table", "created-by-loader", "--create-table",
+            "--key", "id:N", "--endpoint-url", ddb_local.url, "--no-progress")  # fmt: skip
+    first = run_cli(*args, check_status=0)
+    again = run_cli(*args, check_status=0)
+    assert "created table 'created-by-loader' (on-demand), ACTIVE after" in first.stderr
+    assert "table 'created-by-loader' exists already: loading into it" in again.stderr
     description = sync_client(ddb_local.url).describe_table(TableName="created-by-loader")["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert description["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
