@@ -21,6 +21,7 @@ command line's flags in snake_case (`max_wcu=`, `workers=`, `rejects=`, ...; see
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
@@ -78,7 +79,8 @@ def load(
     on_reject: RejectCallback | None = None,
     **options: Any,
 ) -> LoadReport:
-    """`load_async`, for code outside an event loop (scripts, notebooks' plain cells)."""
+    """`load_async`, blocking until the job ends (scripts, notebooks; inside async code,
+    `await load_async` instead, which leaves the loop free)."""
     return _run(load_async(source, table=table, typed=typed, on_reject=on_reject, **options))
 
 
@@ -138,17 +140,15 @@ def _config(paths: tuple[str, ...], table: str | None, options: dict[str, Any]) 
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on a new event loop, changing nothing else in the process."""
+    """Run `coro` on a new event loop, changing nothing else in the process. Where this
+    thread runs a loop already (a notebook's kernel), on a thread of its own: the call
+    blocks as a blocking call should, and the caller's loop is left alone."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
-        coro.close()
-        raise RuntimeError(
-            "ddb_loader.load() cannot run inside an event loop: await ddb_loader.load_async()"
-        )
-    return run(coro, tune_gc=False)
+        return run(coro, tune_gc=False)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ddb-loader") as pool:
+        return pool.submit(run, coro, tune_gc=False).result()
 
 
 __all__ = [

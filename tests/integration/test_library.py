@@ -167,9 +167,13 @@ def test_a_bad_call_is_one_sentence_before_any_write(
     assert scan_table(ddb_local.url, table) == []
 
 
-async def test_the_blocking_load_says_to_await_load_async_inside_an_event_loop() -> None:
-    with pytest.raises(RuntimeError, match="load_async"):
-        ddb_loader.load([product(1)], table="t")
+async def test_the_blocking_load_works_where_a_loop_runs_already_as_in_a_notebook(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    report = ddb_loader.load([product(1)], table=table, endpoint_url=ddb_local.url)
+    assert report.items_written == 1
+    assert stored(ddb_local.url, table) == {("p#1", "v1"): as_stored(product(1))}
 
 
 def test_a_library_load_leaves_the_process_s_collector_alone(
