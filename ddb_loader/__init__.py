@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar, cast
 
 from loader.api import load as _load
@@ -65,6 +65,11 @@ async def load_async(
         paths: tuple[str, ...] = (os.fspath(source),)
     elif isinstance(source, list) and source and all(_is_path(s) for s in source):
         paths = tuple(os.fspath(s) for s in source)
+    elif isinstance(source, Mapping | bytes):
+        raise ConfigError(
+            "A source of records is a list, an iterable or an async iterable of dicts, "
+            "not one dict: wrap it in a list."
+        )
     else:
         paths, records = (), cast(Records, source)
     config = _config(paths, table, options)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from loader.api import load
 from loader.config import LoadConfig
-from loader.errors import LoaderError
+from loader.errors import ConfigError, LoaderError
 from loader.metrics import LoadReport
 from loader.model import Reject
 from loader.records import CHUNK, Delete
@@ -28,6 +28,7 @@ from loader.runtime import new_loop
 T = TypeVar("T")
 
 HELD = 4 * CHUNK  # operations held before `put` waits for the job to take some
+IDLE_S = 0.05  # no operation for this long: the job sends what it holds open
 
 
 class UnwrittenError(LoaderError):
@@ -35,10 +36,13 @@ class UnwrittenError(LoaderError):
     reasons), `unwritten` the operations the job stopped before (`report.reason` says
     why; write them again later)."""
 
-    def __init__(self, rejects: list[Reject], unwritten: list[Any], report: LoadReport) -> None:
+    def __init__(
+        self, rejects: list[Reject], unwritten: list[Any], report: LoadReport | None, why: str = ""
+    ) -> None:
         parts = [f"{len(rejects)} rejected"] if rejects else []
         if unwritten:
-            parts.append(f"{len(unwritten)} not written ({report.reason or report.outcome.value})")
+            why = why or (report.reason or report.outcome.value if report else "")
+            parts.append(f"{len(unwritten)} not written ({why})")
         super().__init__(f"The writer could not write everything: {', '.join(parts)}.")
         self.rejects = rejects
         self.unwritten = unwritten
@@ -68,6 +72,8 @@ class Writer:
         self._taken = asyncio.Event()  # the job took some
         self._job: asyncio.Task[LoadReport] | None = None
         self.report: LoadReport | None = None
+        self.unwritten: list[Any] = []  # at exit: what was not written, as it was given
+        self._callback_failed: Exception | None = None
 
     async def __aenter__(self) -> Writer:
         self._job = asyncio.create_task(
@@ -102,19 +108,40 @@ class Writer:
         self._ready.set()
 
     def _running(self) -> asyncio.Task[LoadReport]:
-        if self._job is None or self._closed:
+        """The job, while it runs; once it has ended, why, with what it did not write.
+
+        Raises:
+            RuntimeError: the writer is not open.
+            UnwrittenError: the job stopped (or failed) with writes not made.
+            ConfigError: the job could not start (a missing table): nothing was written.
+        """
+        job = self._job
+        if job is None or self._closed:
             raise RuntimeError("The writer is not open: use it inside `async with`.")
-        if self._job.done():
-            self._job.result()  # its error (a bad table, say) is the caller's now
-            raise RuntimeError("The writer's job ended early.")  # pragma: no cover
-        return self._job
+        if not job.done():
+            return job
+        failure = None if job.cancelled() else job.exception()
+        unwritten = self._unwritten()
+        if failure is not None and (_before_any_write(failure) or not unwritten + self._rejects):
+            raise failure
+        report = None if failure is not None else job.result()
+        why = "" if failure is None else str(failure) or type(failure).__name__
+        raise UnwrittenError(self._rejects, unwritten, report, why) from failure
+
+    def _unwritten(self) -> list[Any]:
+        return [*self._pending.values(), *self._held]
 
     async def _operations(self) -> AsyncIterator[list[Any]]:
-        """What the job reads: the held operations, as many as are there at once."""
+        """What the job reads: the held operations, as many as are there at once; an
+        empty list now and then while none come, so that what the job holds open (a
+        batch not full, a later write of a busy key) goes out without waiting for more."""
         while True:
             while not self._held and not self._closed:
                 self._ready.clear()
-                await self._ready.wait()
+                try:
+                    await asyncio.wait_for(self._ready.wait(), IDLE_S)
+                except TimeoutError:
+                    yield []
             if not self._held:
                 return
             chunk = [self._held.popleft() for _ in range(min(CHUNK, len(self._held)))]
@@ -130,8 +157,11 @@ class Writer:
 
     def _rejected(self, reject: Reject) -> None:
         self._rejects.append(reject)
-        if self._on_reject is not None:
-            self._on_reject(reject)
+        if self._on_reject is not None and self._callback_failed is None:
+            try:
+                self._on_reject(reject)
+            except Exception as failure:  # the caller's bug: it stops no write, exit says it
+                self._callback_failed = failure
 
     async def __aexit__(
         self,
@@ -144,18 +174,38 @@ class Writer:
         self._ready.set()
         try:
             report = await self._job
+        except asyncio.CancelledError as cancelled:
+            self.unwritten = self._unwritten()
+            if self.unwritten:
+                cancelled.add_note(f"{len(self.unwritten)} writes not made: writer.unwritten")
+            raise
         except BaseException as failure:
-            if failure is exc:  # the body met it already, in `put`
-                return
+            self.unwritten = self._unwritten()
+            if failure is exc or (exc is not None and exc.__cause__ is failure):
+                return  # the body met it already, in `put`
+            if not _before_any_write(failure) and (self.unwritten or self._rejects):
+                why = str(failure) or type(failure).__name__
+                raise UnwrittenError(self._rejects, self.unwritten, None, why) from failure
             raise
         self.report = report
-        unwritten = [*self._pending.values(), *self._held]
-        if not (self._rejects or unwritten):
+        self.unwritten = self._unwritten()
+        if not (self._rejects or self.unwritten):
             return
-        error = UnwrittenError(self._rejects, unwritten, report)
+        error = UnwrittenError(self._rejects, self.unwritten, report)
         if exc is None:
-            raise error
-        exc.add_note(f"{error} (the exception's `__notes__`; `writer.report` has the counts)")
+            raise error from self._callback_failed
+        # The body's own exception goes on; what it leaves unwritten must not go unsaid.
+        exc.add_note(f"{error} They are in writer.unwritten and writer.rejects.")
+
+    @property
+    def rejects(self) -> list[Reject]:
+        """The writes the service refused, with reasons (so far, and at exit all)."""
+        return self._rejects
+
+
+def _before_any_write(failure: BaseException) -> bool:
+    """A configuration error: the job stopped before it wrote anything (a missing table)."""
+    return isinstance(failure, ConfigError)
 
 
 class SyncWriter:

@@ -98,8 +98,8 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
         resolved_region = resolver.meta.region_name
         resolver.close()
         ca_bundle = session.get_config_variable("ca_bundle")
-        if endpoint_url is None and not _endpoint_in_environment():
-            _check_region(session, resolved_region)
+        if endpoint_url is None and endpoint.startswith(f"https://dynamodb.{resolved_region}."):
+            _check_region(session, resolved_region)  # not one a config file or variable set
     except bx.ProfileNotFound:
         raise ConfigError(f"AWS profile {profile!r} is not in your AWS configuration.") from None
     except bx.NoRegionError:
@@ -112,10 +112,6 @@ def resolve(endpoint_url: str | None, region: str | None, profile: str | None) -
             "or pass --profile."
         )
     return endpoint, resolved_region, credentials, ca_bundle
-
-
-def _endpoint_in_environment() -> bool:
-    return bool(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"))
 
 
 def _check_region(session: Any, region: str) -> None:

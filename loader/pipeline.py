@@ -128,9 +128,11 @@ class Job:
         except* (ConfigError, SourceError) as caught:
             self.close()
             raise first_of(caught) from None
-        except* Exception:
-            self.close()  # a bug: the checkpoint still holds only what was finished
-            raise
+        except* Exception as caught:
+            # A bug, or a caller's own iterable failing: the checkpoint still holds only
+            # what was finished, and the exception is raised as itself, not in a group.
+            self.close()
+            raise first_of(caught) from None
         except* asyncio.CancelledError:
             cancelled = True
         self.close()

@@ -5,8 +5,9 @@ in the order they came, and a reject names the record by its place.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,7 +34,6 @@ async def records_feed(records: Records, *, typed: bool = False, chunked: bool =
     """`records` as the pipeline's numbered feed, in their order. `chunked`: `records`
     is an async iterable of lists, each handed over as it comes (a writer's, which must
     not wait for a chunk to fill)."""
-    chunk: list[tuple[int, Any]] = []
     seq = 0
     if chunked:
         assert isinstance(records, AsyncIterable)
@@ -41,22 +41,31 @@ async def records_feed(records: Records, *, typed: bool = False, chunked: bool =
             yield _records(list(enumerate(values, seq + 1)), typed)
             seq += len(values)
         return
+    async for values in _chunks(records):
+        yield _records(list(enumerate(values, seq + 1)), typed)
+        seq += len(values)
+        # A plain iterator never awaits: without this turn the workers would not send
+        # until the dispatch queue is full, and a slow source would wait long for that.
+        await asyncio.sleep(0)
+
+
+async def _chunks(records: Records) -> AsyncIterator[list[Any]]:
+    """`records` in lists of up to CHUNK."""
+    chunk: list[Any] = []
     if isinstance(records, AsyncIterable):
         async for value in records:
-            seq += 1
-            chunk.append((seq, value))
+            chunk.append(value)
             if len(chunk) == CHUNK:
-                yield _records(chunk, typed)
+                yield chunk
                 chunk = []
     else:
         for value in records:
-            seq += 1
-            chunk.append((seq, value))
+            chunk.append(value)
             if len(chunk) == CHUNK:
-                yield _records(chunk, typed)
+                yield chunk
                 chunk = []
     if chunk:
-        yield _records(chunk, typed)
+        yield chunk
 
 
 def _records(chunk: list[tuple[int, Any]], typed: bool) -> list[tuple[int, Record | Reject]]:

@@ -35,8 +35,6 @@ class RejectsFile:
     def add(self, source: str, line: int, reason: str, record: str | bytes) -> None:
         if len(self.samples) < 5:
             self.samples.append(f"{source}:{line}: {reason}")
-        if self._on_reject is not None:
-            self._on_reject(Reject(source, line, reason, record))
         if self.path is not None:
             if self._handle is None:
                 self._handle = open(self.path, "ab")  # noqa: SIM115  (closed in close())
@@ -45,6 +43,8 @@ class RejectsFile:
             if raw is not None:
                 row["raw_base64"] = base64.b64encode(raw).decode()
             self._handle.write(orjson.dumps(row) + b"\n")
+        if self._on_reject is not None:  # after the file: a failing callback loses nothing
+            self._on_reject(Reject(source, line, reason, record))
 
     def sync(self) -> None:
         if self._handle is not None:

@@ -1102,3 +1102,8 @@ def test_a_number_is_sized_as_measured_whatever_was_sized_before(text: str, rng:
             numbers._decimal_size(text)
         return
     assert numbers._decimal_size(text) == expected
+
+
+def test_an_attribute_name_that_is_not_a_string_is_refused_with_a_reason() -> None:
+    with pytest.raises(CodecError, match="attribute names must be strings, not int 7"):
+        from_plain({"PK": "a", 7: "x"})

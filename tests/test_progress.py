@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from loader.cli import Progress, summary
+from loader.display import Progress, summary
 from loader.metrics import Metrics, Snapshot
 
 

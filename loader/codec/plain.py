@@ -80,7 +80,7 @@ def _set_value(members: set[Any] | frozenset[Any]) -> tuple[AttributeValue, int]
         value: AttributeValue = {"SS": sorted(members)}
     elif kinds <= {int, Decimal}:
         value = {"NS": [str(Num(m)) if type(m) is Decimal else str(m) for m in members]}
-    elif kinds <= {bytes, bytearray}:
+    elif kinds <= {bytes}:
         value = {"BS": [base64.b64encode(m).decode() for m in members]}
     else:
         names = ", ".join(sorted(k.__name__ for k in kinds))
@@ -100,6 +100,8 @@ def from_plain(record: Any) -> tuple[Item, int]:
     item: Item = {}
     size = 0
     for name, value in record.items():
+        if type(name) is not str:
+            raise CodecError(f"attribute names must be strings, not {type(name).__name__} {name!r}")
         item[name], value_size = _plain_value(value)
         size += value_size + _utf8_len(name)
     return item, size

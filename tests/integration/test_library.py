@@ -342,3 +342,124 @@ def test_the_readme_s_python_examples_run_as_written(
     else:
         assert result.stdout.startswith("10000 0 []")
         assert keys == {"PRODUCT#x"} | {f"PRODUCT#{i}" for i in range(10_000)}
+
+
+# --- the writer when things go wrong: every put is written, refused or handed back ---
+
+
+def assert_each_put_accounted_for(
+    url: str, table: str, puts: list[dict[str, Any]], unwritten: list[Any], rejects: list[Reject]
+) -> None:
+    written = set(stored(url, table))
+    handed_back = {(op["PK"], op["SK"]) for op in unwritten}
+    refused = {(puts[r.line - 1]["PK"], puts[r.line - 1]["SK"]) for r in rejects}
+    assert not written & handed_back, "handed back, yet written"
+    assert not refused & handed_back, "handed back as refused and as not written"
+    assert written | handed_back | refused == {(p["PK"], p["SK"]) for p in puts}
+
+
+async def test_a_failing_reject_callback_loses_no_write_without_a_word(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    puts = [product(i, weight=1.5) if i == 5 else product(i) for i in range(1, 801)]
+
+    def refuse(reject: Reject) -> None:
+        raise ValueError("the caller's callback fails")
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=ddb_local.url, on_reject=refuse) as w:
+            for item in puts:
+                await w.put(item)
+
+    with pytest.raises(ddb_loader.UnwrittenError) as raised:
+        await write()
+    assert isinstance(raised.value.__cause__, ValueError)  # the callback's failure, said
+    assert [r.line for r in raised.value.rejects] == [5]
+    assert raised.value.unwritten == []  # it stopped no write
+    assert_each_put_accounted_for(
+        ddb_local.url, table, puts, raised.value.unwritten, raised.value.rejects
+    )
+
+
+async def test_a_write_refused_at_the_max_rejects_limit_is_refused_not_also_unwritten(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+    puts = [product(i, weight=1.5) if i == 3 else product(i) for i in range(1, 13)]
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=ddb_local.url, max_rejects=0) as w:
+            for item in puts:
+                await w.put(item)
+
+    with pytest.raises(ddb_loader.UnwrittenError) as raised:
+        await write()
+    assert [r.line for r in raised.value.rejects] == [3]
+    assert_each_put_accounted_for(
+        ddb_local.url, table, puts, raised.value.unwritten, raised.value.rejects
+    )
+
+
+async def test_an_idle_writer_sends_what_it_holds_open(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    # 26 puts: a full batch and one more; then a key written twice. While the writer is
+    # idle, neither the 26th nor the second write of the key waits for more puts.
+    table = make_table(gsi=False)
+
+    async def settled(expected: dict[Any, Any]) -> dict[Any, Any]:
+        for _ in range(200):  # up to 10 s
+            now = stored(ddb_local.url, table)
+            if now == expected:
+                break
+            await asyncio.sleep(0.05)
+        return now
+
+    async with ddb_loader.writer(table, endpoint_url=ddb_local.url) as w:
+        for i in range(26):
+            await w.put(product(i))
+        expected = {(f"p#{i}", "v1"): as_stored(product(i)) for i in range(26)}
+        assert await settled(expected) == expected
+        await w.put(product(0, version=1))
+        await w.put(product(0, version=2))
+        expected[("p#0", "v1")] = as_stored(product(0, version=2))
+        assert await settled(expected) == expected
+
+
+async def test_a_cancelled_writer_hands_back_exactly_the_writes_it_did_not_make(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, proxy: FaultProxy
+) -> None:
+    proxy.config = FaultConfig(refuse_fraction=0.5, seed=5)  # slow going: much in flight
+    table = make_table(gsi=False)
+    puts: list[dict[str, Any]] = []
+    writer = ddb_loader.writer(table, endpoint_url=proxy.url)
+
+    async def write() -> None:
+        async with writer as w:
+            for i in range(3_000):
+                await w.put(product(i))
+                puts.append(product(i))  # a put that returned: held by the writer
+
+    task = asyncio.create_task(write())
+    while len(puts) < 1_500:  # noqa: ASYNC110  (the body's own list, polled)
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_each_put_accounted_for(ddb_local.url, table, puts, writer.unwritten, writer.rejects)
+
+
+def test_a_record_source_that_fails_raises_its_own_error_and_one_dict_is_refused(
+    ddb_local: DynamoDBLocal, make_table: TableFactory
+) -> None:
+    table = make_table(gsi=False)
+
+    def failing() -> Iterator[dict[str, Any]]:
+        yield product(1)
+        raise KeyError("the caller's source fails")
+
+    with pytest.raises(KeyError):
+        ddb_loader.load(failing(), table=table, endpoint_url=ddb_local.url)
+    with pytest.raises(ConfigError, match="not one dict"):
+        ddb_loader.load(product(1), table=table, endpoint_url=ddb_local.url)  # type: ignore[arg-type]
