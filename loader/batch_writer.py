@@ -34,7 +34,8 @@ IDLE_S = 0.05  # no operation for this long: the job sends what it holds open
 class UnwrittenError(LoaderError):
     """The writer's exit could not write everything: `rejects` the service refused (with
     reasons), `unwritten` the operations the job stopped before (`report.reason` says
-    why; write them again later)."""
+    why; write them again later). A send cut off past the stop grace counts as
+    unwritten, though DynamoDB may have taken it."""
 
     def __init__(
         self, rejects: list[Reject], unwritten: list[Any], report: LoadReport | None, why: str = ""
@@ -74,6 +75,7 @@ class Writer:
         self.report: LoadReport | None = None
         self.unwritten: list[Any] = []  # at exit: what was not written, as it was given
         self._callback_failed: Exception | None = None
+        self._stop = asyncio.Event()  # a cancelled exit: stop, letting sends under way finish
 
     async def __aenter__(self) -> Writer:
         self._job = asyncio.create_task(
@@ -84,6 +86,7 @@ class Writer:
                 on_reject=self._rejected,
                 watermark=self,
                 chunked=True,
+                stop=self._stop,
             )
         )
         return self
@@ -173,11 +176,20 @@ class Writer:
         self._closed = True
         self._ready.set()
         try:
-            report = await self._job
+            report = await asyncio.shield(self._job)
         except asyncio.CancelledError as cancelled:
-            self.unwritten = self._unwritten()
-            if self.unwritten:
-                cancelled.add_note(f"{len(self.unwritten)} writes not made: writer.unwritten")
+            # Stop the job the clean way: the requests under way get their answers, so
+            # `unwritten` is exactly what was not made (within the job's stop grace; a
+            # second cancel cuts that short, and what was under way counts as unwritten).
+            self._stop.set()
+            try:
+                await asyncio.wait([self._job])
+            finally:
+                if not self._job.done():
+                    self._job.cancel()
+                self.unwritten = self._unwritten()
+                if self.unwritten:
+                    cancelled.add_note(f"{len(self.unwritten)} writes not made: writer.unwritten")
             raise
         except BaseException as failure:
             self.unwritten = self._unwritten()
@@ -196,6 +208,12 @@ class Writer:
             raise error from self._callback_failed
         # The body's own exception goes on; what it leaves unwritten must not go unsaid.
         exc.add_note(f"{error} They are in writer.unwritten and writer.rejects.")
+
+    async def settle(self) -> None:
+        """Wait until the job has ended (a cancelled exit cancels it); set `unwritten`."""
+        if self._job is not None:
+            await asyncio.wait([self._job])
+        self.unwritten = self._unwritten()
 
     @property
     def rejects(self) -> list[Reject]:
@@ -230,6 +248,14 @@ class SyncWriter:
     def report(self) -> LoadReport | None:
         return self._writer.report
 
+    @property
+    def unwritten(self) -> list[Any]:
+        return self._writer.unwritten
+
+    @property
+    def rejects(self) -> list[Reject]:
+        return self._writer.rejects
+
     def __enter__(self) -> SyncWriter:
         self._loop = new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -254,14 +280,24 @@ class SyncWriter:
         assert self._loop is not None
         assert self._thread is not None
         try:
-            self._call(self._writer.__aexit__(exc_type, exc, traceback))
+            self._call(self._writer.__aexit__(exc_type, exc, traceback), exiting=True)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
 
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _call(self, coro: Coroutine[Any, Any, T], *, exiting: bool = False) -> T:
         if self._loop is None:
             coro.close()
             raise RuntimeError("The writer is not open: use it inside `with`.")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        call = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return call.result()
+        except KeyboardInterrupt:
+            # Ctrl-C in a put stops the puts; the exit then writes what was put. Ctrl-C
+            # in the exit stops the job too: wait until it has, so that `unwritten` is
+            # exact and the loop stops with nothing left running on it.
+            call.cancel()
+            if exiting:
+                asyncio.run_coroutine_threadsafe(self._writer.settle(), self._loop).result()
+            raise
