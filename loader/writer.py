@@ -52,8 +52,12 @@ class Writer:
         self._clock = clock
         self._max_retries = max_retries
         self._health = health
-        # Failed sends so far of each write that is back in the dispatch for a retry.
+        # Failed sends so far of each write that is back in the dispatch for a retry
+        # (its backoff), and of those the ones in a row with nothing else written
+        # between them (its strikes: what --max-retries counts).
         self._attempts: dict[int, int] = {}
+        self._strikes: dict[int, tuple[int, int]] = {}  # seq: (strikes, written when struck)
+        self._written = 0  # writes this job has had acknowledged
         self._dispatch: Dispatch
 
     async def run(self, dispatch: Dispatch) -> None:
@@ -100,23 +104,35 @@ class Writer:
             self._again(left, f"{len(left)} items still unprocessed (throttled)")
 
     def _again(self, writes: list[Write], reason: str, *, spend: bool = True) -> None:
-        """Back to the dispatch with a full-jitter backoff by their attempts so far; past
-        --max-retries, the job stops (DynamoDB kept refusing: no fault of the record's)."""
-        attempts = self._attempts
+        """Back to the dispatch with a full-jitter backoff by their attempts so far.
+
+        Past --max-retries refusals in a row with nothing else written between them,
+        the job stops (DynamoDB kept refusing: no fault of the record's). A refusal
+        while other writes go through (a hot key, refusals at any rate) is no strike:
+        the table is working, and this write's turn comes; giving up then would stop a
+        migration that is making progress (--give-up-after covers a table that takes
+        nothing at all).
+        """
+        attempts, strikes = self._attempts, self._strikes
         retry: list[Write] = []
         most = 0
         for write in writes:
             failed = attempts.get(write.seq, 0) + spend
-            if failed > self._max_retries:
+            struck, when = strikes.get(write.seq, (0, -1))
+            if spend:
+                struck = struck + 1 if when == self._written else 1
+            if struck > self._max_retries:
                 attempts.pop(write.seq, None)
+                strikes.pop(write.seq, None)
                 self._outcomes.exhausted(
                     write,
                     f"DynamoDB refused {write.source} line {write.line:,} "
-                    f"{failed} time{'s' * (failed > 1)} in a row "
+                    f"{struck} time{'s' * (struck > 1)} in a row "
                     f"({reason}; --max-retries {self._max_retries})",
                 )
             else:
                 attempts[write.seq] = failed
+                strikes[write.seq] = (struck, self._written)
                 retry.append(write)
                 most = max(most, failed)
         if retry:
@@ -148,9 +164,11 @@ class Writer:
             refused=float(sum(w.wcu for w in left)),
         )
         if done:
+            self._written += len(done)
             if self._attempts:
                 for write in done:
                     self._attempts.pop(write.seq, None)
+                    self._strikes.pop(write.seq, None)
             self._outcomes.written(done)
         return left
 
@@ -171,6 +189,7 @@ class Writer:
     async def _bisect(self, writes: list[Write], reason: str) -> None:
         if len(writes) == 1:
             self._attempts.pop(writes[0].seq, None)
+            self._strikes.pop(writes[0].seq, None)
             self._outcomes.rejected(writes, f"DynamoDB refused it: {reason}")
             return
         middle = len(writes) // 2

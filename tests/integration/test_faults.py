@@ -418,8 +418,9 @@ def test_a_hot_partition_backs_off_while_other_keys_keep_flowing(
 def exhausted_run(
     ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory, processes: int
 ) -> dict[str, Any]:
-    """One CLI load whose hot partition cannot keep up: with --max-retries 2 a hot
-    record runs out of retries. Shared by the tests below (one run, several findings)."""
+    """One CLI load in which one key is refused every time: once everything else is
+    written, its refusals are strikes, and with --max-retries 2 it runs out of them.
+    Shared by the tests below (one run, several findings)."""
     tmp = tmp_path_factory.mktemp("exhausted")
     # 16 partitions of 20 WCU/s: the ~13 cold items of each cold partition fit its first
     # second's budget; the 150 hot items need 7 s of theirs, far beyond 3 attempts.
@@ -431,7 +432,12 @@ def exhausted_run(
     source = tmp / "in.jsonl"
     lines = write_jsonl(source, [record(i) for i in ids])
     table = create_table(ddb_local.url, gsi=False, name=f"exhausted-{time.time_ns()}")
-    with FaultProxy(ddb_local.url, FaultConfig(partitions=partitions, partition_wcu_per_s=20)) as p:
+    # A hot partition too: its refusals, while other writes go through, are no strikes.
+    never = record(hot_ids[0])["PK"]  # a key DynamoDB never takes
+    faults = FaultConfig(
+        partitions=partitions, partition_wcu_per_s=20, hot_key=never, key_wcu_per_s=1e-9
+    )
+    with FaultProxy(ddb_local.url, faults) as p:
         args = [
             *(str(source), "--table", table, "--endpoint-url", p.url),
             *("--checkpoint", str(tmp / "checkpoint.json"), "--rejects", str(tmp / "rejects")),
