@@ -115,8 +115,8 @@ def _writes(parser: argparse.ArgumentParser) -> None:
         "--max-retries",
         type=int,
         default=10,
-        help="tries of a write DynamoDB keeps refusing (throttled, unprocessed) before the job "
-        "stops with its checkpoint (default 10)",
+        help="refusals in a row of one write (throttled, unprocessed) with nothing else "
+        "written between them, before the job stops with its checkpoint (default 10)",
     )
     parser.add_argument("--checkpoint", metavar="FILE", help="record progress for --resume")
     parser.add_argument("--resume", action="store_true", help="skip what --checkpoint says is done")
