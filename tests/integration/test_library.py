@@ -348,6 +348,21 @@ def test_the_readme_s_python_examples_run_as_written(
 # --- the writer when things go wrong: every put is written, refused or handed back ---
 
 
+async def unwritten_after_putting(
+    table: str, url: str, puts: list[dict[str, Any]], **options: Any
+) -> ddb_loader.UnwrittenError:
+    """Put every item through a writer; the UnwrittenError its exit must raise."""
+
+    async def write() -> None:
+        async with ddb_loader.writer(table, endpoint_url=url, **options) as w:
+            for item in puts:
+                await w.put(item)
+
+    with pytest.raises(ddb_loader.UnwrittenError) as raised:
+        await write()
+    return raised.value
+
+
 def assert_each_put_accounted_for(
     url: str, table: str, puts: list[dict[str, Any]], unwritten: list[Any], rejects: list[Reject]
 ) -> None:
@@ -368,19 +383,11 @@ async def test_a_failing_reject_callback_loses_no_write_without_a_word(
     def refuse(reject: Reject) -> None:
         raise ValueError("the caller's callback fails")
 
-    async def write() -> None:
-        async with ddb_loader.writer(table, endpoint_url=ddb_local.url, on_reject=refuse) as w:
-            for item in puts:
-                await w.put(item)
-
-    with pytest.raises(ddb_loader.UnwrittenError) as raised:
-        await write()
-    assert isinstance(raised.value.__cause__, ValueError)  # the callback's failure, said
-    assert [r.line for r in raised.value.rejects] == [5]
-    assert raised.value.unwritten == []  # it stopped no write
-    assert_each_put_accounted_for(
-        ddb_local.url, table, puts, raised.value.unwritten, raised.value.rejects
-    )
+    error = await unwritten_after_putting(table, ddb_local.url, puts, on_reject=refuse)
+    assert isinstance(error.__cause__, ValueError)  # the callback's failure, said
+    assert [r.line for r in error.rejects] == [5]
+    assert error.unwritten == []  # it stopped no write
+    assert_each_put_accounted_for(ddb_local.url, table, puts, error.unwritten, error.rejects)
 
 
 async def test_a_write_refused_at_the_max_rejects_limit_is_refused_not_also_unwritten(
@@ -389,17 +396,9 @@ async def test_a_write_refused_at_the_max_rejects_limit_is_refused_not_also_unwr
     table = make_table(gsi=False)
     puts = [product(i, weight=1.5) if i == 3 else product(i) for i in range(1, 13)]
 
-    async def write() -> None:
-        async with ddb_loader.writer(table, endpoint_url=ddb_local.url, max_rejects=0) as w:
-            for item in puts:
-                await w.put(item)
-
-    with pytest.raises(ddb_loader.UnwrittenError) as raised:
-        await write()
-    assert [r.line for r in raised.value.rejects] == [3]
-    assert_each_put_accounted_for(
-        ddb_local.url, table, puts, raised.value.unwritten, raised.value.rejects
-    )
+    error = await unwritten_after_putting(table, ddb_local.url, puts, max_rejects=0)
+    assert [r.line for r in error.rejects] == [3]
+    assert_each_put_accounted_for(ddb_local.url, table, puts, error.unwritten, error.rejects)
 
 
 async def test_an_idle_writer_sends_what_it_holds_open(
