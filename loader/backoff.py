@@ -37,7 +37,7 @@ class Backoff:
     """Full-jitter exponential backoff."""
 
     base: float = 0.05
-    cap: float = 5.0
+    cap: float = 1.0
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:

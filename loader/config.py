@@ -47,7 +47,7 @@ class LoadConfig:
     max_retries: int = 10
     give_up_after_s: float = 900.0  # DynamoDB not answering at all for this long: stop
     backoff_base_s: float = 0.05
-    backoff_cap_s: float = 5.0
+    backoff_cap_s: float = 1.0
     adaptive: bool = True
     rejects: str | None = None
     max_rejects: int | None = None

@@ -135,6 +135,23 @@ def test_random_refusals_do_not_drive_the_rate_to_the_floor(share: float, at_lea
     assert ratio == pytest.approx(1 - share, abs=0.05)
 
 
+def test_at_random_refusals_a_whole_job_is_not_drawn_out_by_its_last_retries() -> None:
+    # A whole job, not its steady part: at 30% refused, one item in a thousand is refused
+    # six times in a row, and the job ends only when the last of them is written. With
+    # a 5 s backoff cap that tail took a third of a 15 s job (0.54 of the unrefused
+    # job's pace, on average over these seeds); the pace is the table's anyway.
+    unrefused = Loader(items=60_000)
+    run(Table(), [unrefused], 60)
+    ratios = []
+    for seed in (1, 2, 3):
+        loader = Loader(items=60_000, seed=seed)
+        run(Table(refuse=0.3, seed=seed), [loader], 60)
+        assert loader.done_at is not None
+        assert unrefused.done_at is not None
+        ratios.append(unrefused.done_at / loader.done_at)
+    assert sum(ratios) / len(ratios) >= 0.58
+
+
 def a_busy_neighbour(seed: int) -> Callable[[float], float]:
     """The share of the CPU left to the loader: from 30% to all of it, each half second."""
     rng = random.Random(seed)
