@@ -39,7 +39,7 @@ $(UV):
 
 # Universal: one lock for every platform and Python >= 3.11 (markers where they differ).
 lock: $(UV)
-	$(UV) pip compile pyproject.toml requirements/tools.in --extra dev --extra bench \
+	$(UV) pip compile pyproject.toml requirements/tools.in --extra dev --extra bench --extra spark \
 	  --universal --python-version 3.11 --upgrade --quiet \
 	  --custom-compile-command 'make lock' -o $(LOCK)
 
@@ -78,7 +78,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check loader ddb_loader tests benchmarks tools
+	$(VENV)/bin/ruff check loader ddb_loader pyspark_ddb_loader tests benchmarks tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -17,11 +17,12 @@ from loader.codec import Item, to_plain
 from loader.config import LoadConfig
 from loader.errors import ConfigError, TableNotFound, TransientError
 from loader.ledger import Watermarks
-from loader.metrics import LoadReport
+from loader.metrics import LoadReport, Subscriber
+from loader.pacing import Pacer
 from loader.parallel import load_parallel
 from loader.pipeline import Job, ProgressCallback
 from loader.preflight import connect
-from loader.records import Records, records_feed
+from loader.records import SOURCE, Records, records_feed
 from loader.rejects import RejectCallback
 from loader.sources import FORMATS
 from loader.verify import GetResult, VerifyReport, get_items, verify
@@ -40,13 +41,18 @@ async def load(
     on_reject: RejectCallback | None = None,
     watermark: Watermarks | None = None,
     chunked: bool = False,
+    source: str = SOURCE,
+    pacer: Pacer | None = None,
+    subscribers: tuple[Subscriber, ...] = (),
 ) -> LoadReport:
     """Run one load job and return its report (also when it was aborted).
 
     The input is `config.sources`, or `records` (dicts, or DynamoDB-JSON items when
     `typed`; `Delete(key)` among them deletes) from an iterable or async iterable
-    (`chunked`: an async iterable of lists). Each reject goes to the rejects file, if
-    any, and to `on_reject`; `watermark` is told as each record is finished.
+    (`chunked`: an async iterable of lists), named `source` in rejects. Each reject
+    goes to the rejects file, if any, and to `on_reject`; `watermark` is told as each
+    record is finished. `pacer` paces the sends instead of the job's own (a Spark
+    task's share of a fleet's), and `subscribers` see the job's events as they happen.
 
     Setting `stop` ends the job early and cleanly: reading stops, batches in
     flight finish (within `config.stop_grace_s`), the checkpoint is written.
@@ -79,10 +85,16 @@ async def load(
             clock or SystemClock(),
             rng or random.Random(),
             on_progress,
-            feed=None if records is None else records_feed(records, typed=typed, chunked=chunked),
+            feed=(
+                None
+                if records is None
+                else records_feed(records, typed=typed, chunked=chunked, source=source)
+            ),
             first=True if records is not None else None,
             on_reject=on_reject,
             watermark=watermark,
+            subscribers=subscribers,
+            pacer=pacer,
         )
         return await job.run(stop)
 

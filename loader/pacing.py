@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from loader.backoff import Clock
 
 COMMIT_S = 0.02  # a send waits this long at most once it has taken its units
+NAP_S = 0.25  # a send not yet taken looks at the rate again at least this often
 BURST_S = 0.2  # adapting, the bucket holds this much of the rate; fixed, one second
 MIN_RATE = 25.0  # one batch of 1 KB items a second
 WINDOW_S = 0.5
@@ -91,8 +92,12 @@ class TokenBucket:
         self._stamp = clock.now()
 
     async def acquire(self, units: float) -> None:
-        """Wait until `units` may be spent now."""
+        """Wait until `units` may be spent now. A rate of 0 sends nothing until it
+        changes (a fleet task's share not yet granted)."""
         while self.rate is not None:
+            if self.rate <= 0.0:
+                await self._clock.sleep(NAP_S)
+                continue
             self._refill()
             wait = -self._tokens / self.rate
             if wait <= COMMIT_S:
@@ -102,7 +107,7 @@ class TokenBucket:
                 return
             # Not taken yet: a send that waits uncommitted goes at the rate of when it
             # goes, so a change of rate takes effect at once, not after the queue.
-            await self._clock.sleep(wait - COMMIT_S / 2)
+            await self._clock.sleep(min(wait - COMMIT_S / 2, NAP_S))
 
     def give_back(self, units: float) -> None:
         """Units taken and not spent (an estimate above what was consumed); negative:

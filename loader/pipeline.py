@@ -67,6 +67,7 @@ class Job:
         on_reject: RejectCallback | None = None,
         watermark: Watermarks | None = None,  # a writer process's or a library writer's
         subscribers: tuple[Subscriber, ...] = (),
+        pacer: Pacer | None = None,  # a fleet's share (loader.lease), instead of the job's own
     ) -> None:
         """Build the stages, each from the ones before it. Long, and kept whole: it is
         the one place where the order the stages are wired in can be read."""
@@ -97,6 +98,7 @@ class Job:
         self.preparer = Preparer(config, schemas, self.ledger.reject_record, first=first)
         self.feed = feed or numbered(sources, skip, csv_types(config, schemas), self.events)
         self.backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, rng)
+        self.pacer = pacer or Pacer(clock, fixed=config.max_wcu, adaptive=config.adaptive)
         self.worker = (worker or _default_worker)(self)
         self.total_bytes = sum(size_of(p) for p, _ in sources)
         self._stopping: str | None = None
@@ -268,7 +270,7 @@ def _default_worker(job: Job) -> Worker:
         schemas=job.schemas,
         outcomes=job.ledger,
         events=job.events,
-        pacer=Pacer(job.clock, fixed=config.max_wcu, adaptive=config.adaptive),
+        pacer=job.pacer,
         backoff=job.backoff,
         clock=job.clock,
         max_retries=config.max_retries,

@@ -30,19 +30,21 @@ class Delete:
     key: dict[str, Any]
 
 
-async def records_feed(records: Records, *, typed: bool = False, chunked: bool = False) -> Feed:
-    """`records` as the pipeline's numbered feed, in their order. `chunked`: `records`
-    is an async iterable of lists, each handed over as it comes (a writer's, which must
-    not wait for a chunk to fill)."""
+async def records_feed(
+    records: Records, *, typed: bool = False, chunked: bool = False, source: str = SOURCE
+) -> Feed:
+    """`records` as the pipeline's numbered feed, in their order, named `source` in
+    rejects. `chunked`: `records` is an async iterable of lists, each handed over as it
+    comes (a writer's, which must not wait for a chunk to fill)."""
     seq = 0
     if chunked:
         assert isinstance(records, AsyncIterable)
         async for values in records:
-            yield _records(list(enumerate(values, seq + 1)), typed)
+            yield _records(list(enumerate(values, seq + 1)), typed, source)
             seq += len(values)
         return
     async for values in _chunks(records):
-        yield _records(list(enumerate(values, seq + 1)), typed)
+        yield _records(list(enumerate(values, seq + 1)), typed, source)
         seq += len(values)
         # A plain iterator never awaits: without this turn the workers would not send
         # until the dispatch queue is full, and a slow source would wait long for that.
@@ -68,14 +70,16 @@ async def _chunks(records: Records) -> AsyncIterator[list[Any]]:
         yield chunk
 
 
-def _records(chunk: list[tuple[int, Any]], typed: bool) -> list[tuple[int, Record | Reject]]:
-    return [(seq, _record(seq, value, typed)) for seq, value in chunk]
+def _records(
+    chunk: list[tuple[int, Any]], typed: bool, source: str
+) -> list[tuple[int, Record | Reject]]:
+    return [(seq, _record(source, seq, value, typed)) for seq, value in chunk]
 
 
-def _record(seq: int, value: Any, typed: bool) -> Record:
+def _record(source: str, seq: int, value: Any, typed: bool) -> Record:
     if type(value) is Delete:
-        return Record(SOURCE, seq, value.key, _text(value.key), typed=typed, delete=True)
-    return Record(SOURCE, seq, value, _text(value), typed=typed)
+        return Record(source, seq, value.key, _text(value.key), typed=typed, delete=True)
+    return Record(source, seq, value, _text(value), typed=typed)
 
 
 def _text(value: Any) -> bytes:

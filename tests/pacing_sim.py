@@ -125,6 +125,7 @@ class Loader:
         self.hot_busy = False  # one operation of the hot key in flight or waiting to retry
         self.hot_waiting: list[int] = []
         self.cpu_free = 0.0
+        self.flying = 0  # batches taken and not yet answered
 
     def _fresh(self) -> int | None:
         if self.hot_waiting and not self.hot_busy:
@@ -150,7 +151,7 @@ class Loader:
         return batch
 
     def finished(self) -> bool:
-        pending = self.retries or self.hot_waiting or self.hot_busy or self.attempts
+        pending = self.retries or self.hot_waiting or self.hot_busy or self.attempts or self.flying
         return self.items is not None and self.fresh >= self.items and not pending
 
     async def worker(self, table: Table, until: float) -> None:
@@ -163,11 +164,13 @@ class Loader:
                     return
                 await clock.sleep(0.005)
                 continue
+            self.flying += 1
             start = max(clock.t, self.cpu_free)
             self.cpu_free = start + len(batch) / (self.cpu_items_per_s * self.busy(start))
             await clock.sleep(self.cpu_free - clock.t)
             await self.pacer.acquire(len(batch))
             await clock.sleep(self.latency_s * self.rng.uniform(0.7, 1.3))
+            self.flying -= 1
             refused, by_key = table.offer(clock.t, batch)
             self.pacer.settle(
                 taken=len(batch),
@@ -211,6 +214,16 @@ def run(table: Table, loaders: list[Loader], seconds: float) -> None:
             coroutines[serial] = loader.worker(table, seconds)
             heapq.heappush(queue, (w * loader.latency_s / loader.workers, serial))
             serial += 1
+    _schedule(clock, coroutines, queue)
+
+
+def _schedule(
+    clock: SimClock,
+    coroutines: dict[int, Coroutine[Any, Any, None]],
+    queue: list[tuple[float, int]],
+) -> None:
+    """Run the coroutines, each from its time in `queue`, until all have returned."""
+    serial = max(coroutines, default=0) + 1
     while queue:
         t, i = heapq.heappop(queue)
         clock.t = max(clock.t, t)
@@ -222,3 +235,62 @@ def run(table: Table, loaders: list[Loader], seconds: float) -> None:
         coroutines[serial] = coroutines.pop(i)
         heapq.heappush(queue, (clock.t + pause.seconds, serial))
         serial += 1
+
+
+def run_fleet(
+    table: Table, tasks: list[Loader], seconds: float, *, slots: int, fixed: float | None
+) -> None:
+    """Spark's way: `tasks` run `slots` at a time, each next one as soon as a slot frees,
+    each paced by a `LeasedPacer` that syncs with the driver's `Shares` (loader.lease)
+    every SYNC_S and gets its grant a network hop later."""
+    from loader.lease import SYNC_S, LeasedPacer, Shares
+
+    clock = SimClock()
+    shares = Shares(clock, fixed=fixed)
+    coroutines: dict[int, Coroutine[Any, Any, None]] = {}
+    queue: list[tuple[float, int]] = []
+    started: set[int] = set()
+    hop_s = 0.002
+
+    def ready(task: Loader) -> bool:
+        if id(task) not in started:
+            running = sum(1 for t in tasks if id(t) in started and t.done_at is None)
+            if running >= slots or any(id(t) not in started for t in tasks[: tasks.index(task)]):
+                return False
+            started.add(id(task))
+        return True
+
+    async def syncer(task: Loader, name: str) -> None:
+        while not ready(task):
+            await clock.sleep(0.01)
+        pacer = task.pacer
+        assert isinstance(pacer, LeasedPacer)
+        last = clock.t
+        while task.done_at is None and clock.t < seconds:
+            grant = shares.sync(
+                name,
+                sent=pacer.sent,
+                accepted=pacer.accepted,
+                refused=pacer.refused,
+                span=clock.t - last,
+                wish=pacer.bucket.wish,  # type: ignore[attr-defined]
+            )
+            last = clock.t
+            pacer.sent = pacer.accepted = pacer.refused = 0.0
+            await clock.sleep(hop_s)
+            pacer.granted(grant)
+            await clock.sleep(SYNC_S)
+        shares.sync(name, sent=0, accepted=0, refused=0, span=SYNC_S, done=True)
+
+    async def worker(task: Loader) -> None:
+        while not ready(task):
+            await clock.sleep(0.01)
+        await clock.sleep(2 * hop_s)  # the first grant is in before the first send
+        await task.worker(table, seconds)
+
+    for n, task in enumerate(tasks):
+        task.start(clock)
+        for coroutine in [syncer(task, f"task {n}"), *(worker(task) for _ in range(task.workers))]:
+            coroutines[len(coroutines)] = coroutine
+            heapq.heappush(queue, (0.0, len(coroutines) - 1))
+    _schedule(clock, coroutines, queue)
