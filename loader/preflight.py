@@ -94,6 +94,8 @@ def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
         if path == "-" and not fmt.stdin:
             raise ConfigError(f"A {fmt.name} file cannot come from standard input: name it.")
         for file in fmt.expand(path) if fmt.expand else [path]:
+            if fmt.check is not None:
+                fmt.check(file)
             resolved.append((file, fmt.name))
     if not resolved:
         raise ConfigError("The sources hold no data files.")

@@ -6,16 +6,13 @@ in the order they came, and a reject names the record by its place.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
-
-import orjson
 
 from loader.model import Record, Reject
 from loader.reading import Feed
+from loader.sources.arrow import as_text
 
 SOURCE = "<records>"
 CHUNK = 256  # records per hand-over: one await per chunk, as a file's reader does
@@ -78,23 +75,5 @@ def _records(
 
 def _record(source: str, seq: int, value: Any, typed: bool) -> Record:
     if type(value) is Delete:
-        return Record(source, seq, value.key, _text(value.key), typed=typed, delete=True)
-    return Record(source, seq, value, _text(value), typed=typed)
-
-
-def _text(value: Any) -> bytes:
-    """The record as the rejects file shows it: JSON, numbers exact, bytes as base64."""
-    try:
-        return orjson.dumps(value, default=_jsonable)
-    except TypeError:
-        return repr(value).encode()  # not JSON at all: the codec refuses it with a reason
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    raise TypeError
+        return Record(source, seq, value.key, as_text(value.key), typed=typed, delete=True)
+    return Record(source, seq, value, as_text(value), typed=typed)

@@ -20,6 +20,7 @@ class Format:
     which `expand` turns into its data files. `names_tables`: its records say their own
     table (no --table needed), listed before any write by `tables`. `json_lines`: every
     line is one plain JSON record, so a --processes writer can pick its own lines.
+    `check` looks at a file before the job writes anything (a schema it cannot load).
     """
 
     name: str
@@ -32,3 +33,4 @@ class Format:
     tables: Callable[[str], list[str]] | None = None
     stdin: bool = True
     json_lines: bool = False
+    check: Callable[[str], None] | None = None  # refuses a file before any write

@@ -1,13 +1,14 @@
-"""Arrow record batches (a Spark task's rows, a Parquet file's row groups) as records.
+"""Arrow record batches (a Spark task's rows, a Parquet file's row groups) as records,
+and records of Python values as the rejects file shows them.
 
 Each row becomes a dict of the Python values the records API maps as boto3 does, with
 what Arrow has and JSON has not made exact: `decimal128`/`decimal256` arrive as
 `Decimal` with every digit; a float64 becomes the `Decimal` of its shortest repr (the
 number it prints as, 9.99 and not 9.9900000000000002131628...); timestamps, dates and
-times become ISO-8601 strings; a map becomes an M. A null column is left out of its
-item, as DynamoDB has no "missing" but a missing attribute; a null inside a list
-stays a NULL. NaN and infinity have no DynamoDB number: they stay floats, and the
-codec rejects their record with the reason.
+times become ISO-8601 strings, a UUID its usual text; a map becomes an M. A null
+column is left out of its item, as DynamoDB has no "missing" but a missing attribute;
+a null inside a list stays a NULL. NaN and infinity have no DynamoDB number: they stay
+floats, and the codec rejects their record with the reason.
 
 pyarrow is imported by the caller (it comes with `ddb-loader[spark]`): this module
 only walks the values `to_pylist` gives.
@@ -15,11 +16,15 @@ only walks the values `to_pylist` gives.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import math
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 # Arrow type ids whose Python values need no change (ints, strings, bytes, bools,
 # decimals): their columns are passed through as they are, at no cost per value.
@@ -47,6 +52,25 @@ def plain_rows(values: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
         yield {name: _value(value) for name, value in row.items() if value is not None}
 
 
+def as_text(value: Any) -> bytes:
+    """A record of Python values as the rejects file shows it: JSON, numbers exact,
+    bytes as base64."""
+    try:
+        return orjson.dumps(value, default=_jsonable)
+    except TypeError:
+        return repr(value).encode()  # not JSON at all: the codec refuses it with a reason
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError
+
+
 def _plain(arrow_type: Any) -> bool:
     return str(arrow_type).startswith(_PLAIN)
 
@@ -63,6 +87,8 @@ def _value(value: Any) -> Any:
         return [_value(v) for v in value]
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if isinstance(value, datetime.timedelta):
         return Decimal(value.days * 86_400 + value.seconds) + Decimal(value.microseconds) / 10**6
     return value
