@@ -209,7 +209,7 @@ async def get_items(
         RetriesExhausted: DynamoDB answered no read for `patience_s`.
     """
     clock = clock or SystemClock()
-    backoff = Backoff(rng=rng or random.Random())
+    backoff = read_backoff(rng or random.Random())
     pending: list[tuple[str, Any]] = []
     options: dict[str, dict[str, Any]] = {}
     if not isinstance(request, dict):
@@ -244,6 +244,12 @@ async def get_items(
         rcu += result.consumed_rcu
         requests += result.requests
     return GetResult(items=items, consumed_rcu=rcu, requests=requests)
+
+
+def read_backoff(rng: random.Random) -> Backoff:
+    """A throttled read's wait. Capped at 5 s, not the writes' 1 s: `get` has no pace of
+    the whole job to space its calls, only this."""
+    return Backoff(cap=5.0, rng=rng)
 
 
 async def batch_get(

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from loader.backoff import Backoff
 from loader.errors import ConfigError, RetriesExhausted, TransientError
-from loader.verify import batch_get, get_items
+from loader.verify import batch_get, get_items, read_backoff
 from tests.fakes import FakeClock
 
 
@@ -46,7 +45,7 @@ async def test_thirty_seconds_of_read_throttling_are_waited_out() -> None:
     clock = FakeClock()
     client = Reads(clock, until=clock.now() + 30, per_call=40)
     result = await batch_get(
-        client, {"t1": {"Keys": keys(100)}}, clock, Backoff(rng=random.Random(1)), 900.0
+        client, {"t1": {"Keys": keys(100)}}, clock, read_backoff(random.Random(1)), 900.0
     )
     assert sorted(item["PK"]["S"] for _, item in result.items) == sorted(
         f"P#{i}" for i in range(100)
@@ -60,7 +59,7 @@ async def test_reads_refused_past_the_patience_stop_with_a_sentence() -> None:
     client = Reads(clock, until=float("inf"))
     with pytest.raises(RetriesExhausted, match="none of 100 keys for"):
         await batch_get(
-            client, {"t1": {"Keys": keys(100)}}, clock, Backoff(rng=random.Random(1)), 120.0
+            client, {"t1": {"Keys": keys(100)}}, clock, read_backoff(random.Random(1)), 120.0
         )
     assert clock.now() - 1000.0 >= 120
 
