@@ -479,7 +479,7 @@ def ctrl_c_twice():  # once in the puts, once while the exit waits for the write
     while len(done) < 1500:
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(0.5)
+    time.sleep(0.05)  # soon: the exit's writes go fast, with 1 s backoffs at most
     os.kill(os.getpid(), signal.SIGINT)
 
 threading.Thread(target=ctrl_c_twice, daemon=True).start()
@@ -490,7 +490,8 @@ try:
             w.put(item)
             done.append(item)
 except KeyboardInterrupt:
-    print(json.dumps({"put": done, "unwritten": w.unwritten}))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late one must not eat the output
+    print(json.dumps({"put": done, "unwritten": w.unwritten}), flush=True)
 """
 
 
