@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from loader.errors import ConfigError
+from loader.sources.s3 import identity
 
 log = logging.getLogger("ddb_loader")
 
@@ -47,6 +48,10 @@ def fingerprint(paths: list[str]) -> list[dict[str, Any]]:
     """What identifies the input: each file's name, size and a hash of its first 64 KB."""
     out = []
     for path in paths:
+        known = identity(path) if path.startswith("s3://") else None
+        if known is not None:  # an object: its size and ETag, which change with its bytes
+            out.append({"path": path, "size": known[0], "head": known[1]})
+            continue
         try:
             with open(path, "rb") as handle:
                 head = handle.read(FINGERPRINT_BYTES)

@@ -64,6 +64,10 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS Region (default: the profile's, or AWS_REGION)")
     parser.add_argument("--profile", help="a profile of ~/.aws/config (default: AWS_PROFILE)")
     parser.add_argument(
+        "--s3-endpoint-url",
+        help="for s3:// sources in an S3-compatible store (default: AWS_ENDPOINT_URL_S3, or S3)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=DEFAULT_WORKERS,
@@ -255,6 +259,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         endpoint_url=args.endpoint_url,
         region=args.region,
         profile=args.profile,
+        s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
         workers=args.workers,
         queue_size=args.queue_size,
         max_wcu=getattr(args, "max_wcu", None),  # verify has none of the write knobs
@@ -289,7 +294,7 @@ AUTO_PROCESSES_BYTES = 64 << 20
 def _auto_processes(sources: Sequence[str]) -> int:
     total = 0
     for path in sources:
-        if path == "-":
+        if path == "-" or path.startswith("s3://"):
             return 1
         with contextlib.suppress(OSError):
             total += os.path.getsize(path)

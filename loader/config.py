@@ -41,6 +41,7 @@ class LoadConfig:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    s3_endpoint_url: str | None = None  # for s3:// sources (default: botocore's for S3)
     workers: int = DEFAULT_WORKERS
     queue_size: int = DEFAULT_QUEUE_SIZE
     max_wcu: float | None = None

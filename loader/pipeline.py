@@ -32,8 +32,9 @@ from loader.metrics import Events, LoadReport, Metrics, Snapshot, Subscriber
 from loader.model import Reject
 from loader.pacing import Pacer
 from loader.prepare import Preparer, csv_types
-from loader.reading import Feed, Sources, numbered, size_of
+from loader.reading import Feed, Sources, numbered
 from loader.rejects import RejectCallback, RejectsFile
+from loader.sources.s3 import size_of
 from loader.writer import DryRun, Writer
 
 ProgressCallback = Callable[[Snapshot, int], None]

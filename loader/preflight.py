@@ -20,6 +20,8 @@ from loader.codec import Index, KeySchema
 from loader.config import LoadConfig
 from loader.errors import ConfigError, RequestRejected, TableNotFound, TransientError
 from loader.sources import detect_format, format_of
+from loader.sources.s3 import expand as expand_s3
+from loader.sources.s3 import is_s3, s3_access
 
 log = logging.getLogger("ddb_loader")
 
@@ -31,9 +33,19 @@ async def connect(
     """The client, the resolved sources and every table's key schema: all a job needs
     to start, found (or refused with a ConfigError) before anything is read or written.
     `records`: the job's input is records from Python, not files."""
-    sources = _check_records(config) if records else _resolve_sources(config)
     _check_writable(config.rejects, "the rejects file")
     async with AsyncExitStack() as stack:
+        if not records and any(is_s3(path) for path in config.sources):
+            if config.processes > 1:
+                raise ConfigError("s3:// sources are read by one process: use --processes 1.")
+            await stack.enter_async_context(
+                s3_access(
+                    region=config.region,
+                    profile=config.profile,
+                    endpoint_url=config.s3_endpoint_url,
+                )
+            )
+        sources = _check_records(config) if records else await _resolve_sources(config)
         if client is None:
             client = await stack.enter_async_context(
                 open_client(
@@ -78,8 +90,9 @@ def _check_records(config: LoadConfig) -> list[tuple[str, str]]:
     return []
 
 
-def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
-    """Every input file with its format's name: folders expanded, formats detected.
+async def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
+    """Every input file with its format's name: folders, prefixes and exports expanded,
+    formats detected, and each file's format's check passed.
 
     Raises:
         ConfigError: a file is missing, a format unknown, or --table needed and absent.
@@ -88,15 +101,21 @@ def _resolve_sources(config: LoadConfig) -> list[tuple[str, str]]:
         raise ConfigError("No SOURCE given: name at least one file, or - for stdin.")
     resolved = []
     for path in config.sources:
-        fmt = format_of(config.format if config.format != "auto" else detect_format(path))
-        if path != "-" and not os.path.exists(path):
+        if is_s3(path):
+            files = await expand_s3(path)
+        elif path != "-" and not os.path.exists(path):  # noqa: ASYNC240  (once, before the job)
             raise ConfigError(f"Cannot read {path}: no such file or folder.")
-        if path == "-" and not fmt.stdin:
-            raise ConfigError(f"A {fmt.name} file cannot come from standard input: name it.")
-        for file in fmt.expand(path) if fmt.expand else [path]:
-            if fmt.check is not None:
-                fmt.check(file)
-            resolved.append((file, fmt.name))
+        else:
+            files = [path]
+        for file in files:
+            fmt = format_of(config.format if config.format != "auto" else detect_format(file))
+            if path == "-" and not fmt.stdin:
+                raise ConfigError(f"A {fmt.name} file cannot come from standard input: name it.")
+            for each in fmt.expand(file) if fmt.expand else [file]:
+                if fmt.check is not None:
+                    # In a thread: an object's check reads it through this loop.
+                    await asyncio.to_thread(fmt.check, each)
+                resolved.append((each, fmt.name))
     if not resolved:
         raise ConfigError("The sources hold no data files.")
     if config.table is None and not all(format_of(f).names_tables for _, f in resolved):

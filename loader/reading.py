@@ -8,7 +8,6 @@ parse; a writer that reads the files itself numbers every line as they do.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import TypeVar
@@ -17,6 +16,7 @@ from loader.metrics import Subscriber
 from loader.model import Record, Reject
 from loader.sources import open_source
 from loader.sources.jsonl import raw_lines
+from loader.sources.s3 import size_of
 
 Sources = list[tuple[str, str]]
 """(path, format name) of every input file, in order."""
@@ -42,14 +42,6 @@ def _unskipped(first: int, items: list[T], skip: int, events: Subscriber) -> tup
         events.on_skipped(records=skip)
         return skip + 1, items[skip - first + 1 :]
     return first, items
-
-
-def size_of(path: str) -> int:
-    """The size of an input file in bytes, for progress (0: unknown, e.g. stdin)."""
-    try:
-        return os.path.getsize(path) if path != "-" else 0
-    except OSError:
-        return 0
 
 
 def name_of(path: str) -> str:

@@ -33,10 +33,11 @@ from loader.parallel.routing import KeyPeek, route
 from loader.parallel.writers import Writers
 from loader.pipeline import ProgressCallback
 from loader.prepare import Preparer, csv_types
-from loader.reading import Sources, numbered, numbered_lines, size_of
+from loader.reading import Sources, numbered, numbered_lines
 from loader.rejects import RejectCallback, RejectsFile
 from loader.sources import format_of
 from loader.sources.jsonl import jsonl_record
+from loader.sources.s3 import size_of
 
 
 def writer_config(config: LoadConfig) -> LoadConfig:

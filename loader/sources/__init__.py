@@ -34,10 +34,10 @@ def detect_format(path: str) -> str:
     Raises:
         ConfigError: the name says nothing (stdin, unknown suffix).
     """
-    if path != "-" and os.path.isdir(path):
+    if path != "-" and not path.startswith("s3://") and os.path.isdir(path):
         claims = [f for f in FORMATS.values() if f.folders]
     else:
-        suffix = os.path.splitext(path.removesuffix(".gz"))[1].lower()
+        suffix = os.path.splitext(path.removesuffix(".gz").removesuffix(".zst"))[1].lower()
         claims = [f for f in FORMATS.values() if suffix and suffix in f.suffixes]
     for fmt in claims:
         if fmt.sniff is None or fmt.sniff(path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiofiles
 
 from loader.errors import SourceError
+from loader.sources.s3 import is_s3, object_chunks
 
 CHUNK_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
@@ -30,6 +31,11 @@ class LineChunk:
 
 
 async def _raw_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
+    if is_s3(path):
+        async with aclosing(object_chunks(path)) as stream:
+            async for chunk, offset in stream:
+                yield chunk, offset
+        return
     if path == "-":
         while chunk := await aiofiles.stdin_bytes.read(CHUNK_BYTES):
             yield chunk, 0
@@ -48,7 +54,13 @@ async def _raw_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
 
 
 async def byte_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
-    """Decompressed chunks of `path` (gzip when it ends in .gz) with the bytes read so far."""
+    """Decompressed chunks of `path` (gzip when it ends in .gz, zstd in .zst) with the
+    bytes read so far."""
+    if path.endswith(".zst"):
+        async with aclosing(_zstd_chunks(path)) as stream:
+            async for chunk, offset in stream:
+                yield chunk, offset
+        return
     if not path.endswith(".gz"):
         async with aclosing(_raw_chunks(path)) as stream:
             async for chunk, offset in stream:
@@ -70,6 +82,20 @@ async def byte_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
             yield out, offset
     if not inflater.eof:
         raise SourceError(f"{path} ends in the middle of its gzip stream (truncated?).", path=path)
+
+
+async def _zstd_chunks(path: str) -> AsyncGenerator[tuple[bytes, int], None]:
+    import zstandard
+
+    inflater = zstandard.ZstdDecompressor().decompressobj()
+    async with aclosing(_raw_chunks(path)) as stream:
+        async for chunk, offset in stream:
+            try:
+                out = inflater.decompress(chunk)
+            except zstandard.ZstdError as exc:
+                raise SourceError(f"{path} is not valid zstd: {exc}.", path=path) from None
+            if out:
+                yield out, offset
 
 
 async def line_chunks(path: str) -> AsyncGenerator[LineChunk, None]:

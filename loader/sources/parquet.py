@@ -13,7 +13,7 @@ pyarrow comes with `ddb-loader[parquet]` (and `[spark]`); without it, one senten
 from __future__ import annotations
 
 import asyncio
-import os
+import io
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +21,7 @@ from loader.errors import ConfigError, SourceError
 from loader.model import Chunk, Record, Reject
 from loader.sources._format import Format
 from loader.sources.arrow import as_text, rows
+from loader.sources.s3 import S3File, is_s3, size_of
 
 BATCH_ROWS = 8192  # rows converted at a time; a row group may hold millions
 
@@ -54,6 +55,8 @@ def check_schema(path: str) -> None:
 
 def _open(path: str) -> Any:
     try:
+        if is_s3(path):  # footer first, then each row group's columns: ranged GETs
+            return _parquet().ParquetFile(io.BufferedReader(S3File(path), 1 << 20))
         return _parquet().ParquetFile(path)
     except ConfigError:
         raise
@@ -100,7 +103,8 @@ def _unsupported(arrow_type: Any) -> str | None:
 async def read_parquet(
     path: str, name: str, _types: Mapping[str, str]
 ) -> AsyncGenerator[Chunk, None]:
-    file, size = await asyncio.to_thread(lambda: (_open(path), os.path.getsize(path)))
+    file = await asyncio.to_thread(_open, path)
+    size = size_of(path)
     batches = file.iter_batches(batch_size=BATCH_ROWS)
     total_rows = max(1, file.metadata.num_rows)
     number = 0
