@@ -39,7 +39,7 @@ $(UV):
 
 # Universal: one lock for every platform and Python >= 3.11 (markers where they differ).
 lock: $(UV)
-	$(UV) pip compile pyproject.toml requirements/tools.in --extra dev --extra bench --extra spark --extra parquet \
+	$(UV) pip compile pyproject.toml requirements/tools.in --extra dev --extra bench --extra spark --extra parquet --extra ion \
 	  --universal --python-version 3.11 --upgrade --quiet \
 	  --custom-compile-command 'make lock' -o $(LOCK)
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 from loader.errors import ConfigError
 from loader.model import Chunk, Record, Reject
-from loader.sources import csvfile, jsonl, parquet, typed
+from loader.sources import csvfile, ion, jsonl, parquet, typed
 from loader.sources._format import Format
 
 FORMATS: dict[str, Format] = {
@@ -23,6 +23,7 @@ FORMATS: dict[str, Format] = {
         typed.REQUEST_ITEMS,  # before ddb-json: both claim .json, this one sniffs
         typed.DDB_JSON,
         parquet.FORMAT,
+        ion.FORMAT,
     )
 }
 

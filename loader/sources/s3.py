@@ -152,10 +152,10 @@ async def _export(access: _Access, bucket: str, prefix: str) -> list[str]:
             "(DynamoDB writes it last)."
         )
     summary = orjson.loads(await _read_all(access, summary_url))
-    if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
+    if summary.get("outputFormat", "DYNAMODB_JSON") not in ("DYNAMODB_JSON", "ION"):
         raise ConfigError(
-            f"{where} is a DynamoDB export as {summary.get('outputFormat')}; "
-            "only DYNAMODB_JSON exports load from S3 so far."
+            f"{where} is a DynamoDB export as {summary.get('outputFormat')}: "
+            "ddb-loader reads DYNAMODB_JSON and ION exports."
         )
     files_key = summary.get("manifestFilesS3Key") or f"{prefix}manifest-files.json"
     files_url = f"s3://{bucket}/{files_key}"

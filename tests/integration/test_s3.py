@@ -228,3 +228,26 @@ def test_lines_split_across_ranges_are_joined_whole(
         )
         assert report.items_written == 1500
         assert_table_equals(stored(ddb_local.url, table), as_table(items))
+
+
+def test_an_ion_export_in_s3_loads_by_its_manifest(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, s3_url: str, bucket: Any
+) -> None:
+    base = "ion/AWSDynamoDB/01700000000001-ef567890/"
+    items = [{"PK": f"p#{i}", "SK": "v1", "n": i} for i in range(200)]
+    key = f"{base}data/part0.ion.gz"
+    text = "$ion_1_0 " + " ".join(
+        f'{{Item:{{PK:"{item["PK"]}",SK:"v1",n:{item["n"]}}}}}' for item in items
+    )
+    bucket.put_object(Key=key, Body=gzip.compress(text.encode()))
+    files = json.dumps({"itemCount": 200, "dataFileS3Key": key}).encode()
+    bucket.put_object(Key=f"{base}manifest-files.json", Body=files)
+    summary = {
+        "itemCount": 200,
+        "outputFormat": "ION",
+        "manifestFilesS3Key": f"{base}manifest-files.json",
+    }
+    bucket.put_object(Key=f"{base}manifest-summary.json", Body=json.dumps(summary).encode())
+    table = make_table()
+    load(table, ddb_local, s3_url, f"s3://{bucket.name}/{base}")
+    assert_table_equals(stored(ddb_local.url, table), as_table(items))
