@@ -1,7 +1,10 @@
 """Does ddb-loader's memory stay flat as the input grows? Peak RSS of the CLI loading
-100,000 and 1,000,000 catalog items from JSONL against the zero-work endpoint.
+100,000 and 1,000,000 catalog items from JSONL (or Parquet) against the zero-work endpoint.
 
     python -m benchmarks.memory [--sizes 100000 1000000] [--max-ratio 1.2] [--max-mb 200]
+    python -m benchmarks.memory --format parquet   # the same catalog, row groups of 100,000
+
+Results go to memory.json (memory_parquet.json).
 
 Peak RSS is the child's own `ru_maxrss` (from `os.wait4`); RSS is also sampled every
 0.2 s for the chart. The input files are generated once into `.cache/bench/` and reused
@@ -22,9 +25,23 @@ NAME = "memory"
 TABLE = "bench"
 
 
-def measure(url: str, items: int, timeout_s: float) -> dict[str, Any]:
-    """Load `items` items with the ddb-loader CLI; its peak RSS and an RSS time series."""
+def parquet_file(items: int) -> Any:
+    """The JSONL catalog as Parquet (`.cache/bench/catalog-<items>.parquet`), made once."""
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
     source = common.catalog_file(items)
+    path = source.with_suffix(".parquet")
+    if not path.exists():
+        partial = path.with_suffix(".tmp")
+        pq.write_table(pj.read_json(source), partial, row_group_size=100_000)
+        partial.replace(path)
+    return path
+
+
+def measure(url: str, items: int, timeout_s: float, fmt: str) -> dict[str, Any]:
+    """Load `items` items with the ddb-loader CLI; its peak RSS and an RSS time series."""
+    source = parquet_file(items) if fmt == "parquet" else common.catalog_file(items)
     print(f"ddb-loader, {items:,} items ({source.stat().st_size / 1e6:,.0f} MB) ...", flush=True)
     child, report = common.run_loader(
         source, TABLE, url, timeout_s=timeout_s, who="ddb-loader", sample_rss_every_s=0.2
@@ -48,13 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.add_argument("--max-ratio", type=float, default=1.2, help="target: largest/smallest")
     args.add_argument("--max-mb", type=float, default=200.0, help="target: peak RSS below this")
     args.add_argument("--timeout", type=float, default=600, help="hard limit per run (s)")
+    args.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     opts = args.parse_args(argv)
-    common.begin(NAME)
+    name = NAME if opts.format == "jsonl" else f"{NAME}_{opts.format}"
+    common.begin(name)
     sizes = sorted(opts.sizes)
     for items in sizes:  # generate before timing anything
-        common.catalog_file(items)
+        parquet_file(items) if opts.format == "parquet" else common.catalog_file(items)
     with common.null_endpoint() as url:
-        runs = [measure(url, items, opts.timeout) for items in sizes]
+        runs = [measure(url, items, opts.timeout, opts.format) for items in sizes]
     growth = common.ratio(runs[-1]["peak_rss_mb"], runs[0]["peak_rss_mb"])
     passed = growth <= opts.max_ratio and all(r["peak_rss_mb"] < opts.max_mb for r in runs)
     print()
@@ -68,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(target ≤ {opts.max_ratio}x and < {opts.max_mb:.0f} MB): {verdict}"
     )
     common.save_json(
-        NAME,
+        name,
         {
+            "format": opts.format,
             "endpoint": "benchmarks.null_endpoint (zero work)",
             "runs": runs,
             "ratio": growth,
@@ -78,11 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     common.save_line_chart(
-        NAME,
+        name,
         {f"{r['items']:,} items": r["rss_samples_mb"] for r in runs},
         xlabel="seconds",
         ylabel="RSS (MB)",
-        title=f"ddb-loader RSS while loading: peak {growth}x for {sizes[-1] // sizes[0]}x input",
+        title=f"ddb-loader RSS loading {opts.format}: peak {growth}x for "
+        f"{sizes[-1] // sizes[0]}x input",
         hline=(opts.max_mb, f"target < {opts.max_mb:.0f} MB"),
     )
     return 0 if passed else 1

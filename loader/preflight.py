@@ -36,8 +36,6 @@ async def connect(
     _check_writable(config.rejects, "the rejects file")
     async with AsyncExitStack() as stack:
         if not records and any(is_s3(path) for path in config.sources):
-            if config.processes > 1:
-                raise ConfigError("s3:// sources are read by one process: use --processes 1.")
             await stack.enter_async_context(
                 s3_access(
                     region=config.region,

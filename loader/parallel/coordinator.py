@@ -37,7 +37,7 @@ from loader.reading import Sources, numbered, numbered_lines
 from loader.rejects import RejectCallback, RejectsFile
 from loader.sources import format_of
 from loader.sources.jsonl import jsonl_record
-from loader.sources.s3 import size_of
+from loader.sources.s3 import is_s3, size_of
 
 
 def writer_config(config: LoadConfig) -> LoadConfig:
@@ -114,8 +114,9 @@ class Coordinator:
             else None
         )
         self.raw = self.peek is not None and all(format_of(f).json_lines for _, f in sources)
-        # Files each writer can read itself (not stdin): the main process then reads nothing.
-        self.shared = self.raw and all(path != "-" for path, _ in sources)
+        # Files each writer can read itself (not stdin, and not S3 objects, which are read
+        # once, here): the main process then reads nothing.
+        self.shared = self.raw and all(path != "-" and not is_s3(path) for path, _ in sources)
         self.done_before = self.skip  # shared reading: records no writer takes
         self.last_seq = self.skip
         self.writers = Writers(self.n)

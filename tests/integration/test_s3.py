@@ -251,3 +251,15 @@ def test_an_ion_export_in_s3_loads_by_its_manifest(
     table = make_table()
     load(table, ddb_local, s3_url, f"s3://{bucket.name}/{base}")
     assert_table_equals(stored(ddb_local.url, table), as_table(items))
+
+
+def test_with_two_writer_processes_each_object_is_read_once_and_last_write_wins(
+    ddb_local: DynamoDBLocal, make_table: TableFactory, s3_url: str, bucket: Any
+) -> None:
+    first = products(0, 2000)
+    later = [{**item, "price": "9.99"} for item in products(0, 1000)]  # the same keys again
+    bucket.put_object(Key="p/1.jsonl", Body=jsonl(first))
+    bucket.put_object(Key="p/2.jsonl.gz", Body=gzip.compress(jsonl(later)))
+    table = make_table()
+    load(table, ddb_local, s3_url, f"s3://{bucket.name}/p/", "--processes", "2")
+    assert_table_equals(stored(ddb_local.url, table), as_table(first[1000:] + later))
