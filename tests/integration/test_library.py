@@ -479,7 +479,7 @@ def ctrl_c_twice():  # once in the puts, once while the exit waits for the write
     while len(done) < 1500:
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(0.05)  # soon: the exit's writes go fast, with 1 s backoffs at most
+    time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGINT)
 
 threading.Thread(target=ctrl_c_twice, daemon=True).start()
