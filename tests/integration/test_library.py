@@ -471,6 +471,9 @@ SYNC_SCRIPT = """
 import json, os, signal, sys, threading, time
 import ddb_loader
 
+# As a terminal's Ctrl-C finds it, even when this test runs in a background job (whose
+# children inherit SIGINT ignored, and Python then installs no KeyboardInterrupt).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 url, table = sys.argv[1], sys.argv[2]
 done = []
 w = ddb_loader.sync_writer(table, endpoint_url=url, stop_grace_s=60)  # a busy CI machine
