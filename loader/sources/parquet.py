@@ -23,7 +23,7 @@ from loader.sources._format import Format
 from loader.sources.arrow import as_text, rows
 from loader.sources.s3 import S3File, is_s3, size_of
 
-BATCH_ROWS = 8192  # rows converted at a time; a row group may hold millions
+BATCH_ROWS = 1024  # rows converted at a time; a row group may hold millions
 
 
 def _parquet() -> Any:
@@ -57,7 +57,9 @@ def _open(path: str) -> Any:
     try:
         if is_s3(path):  # footer first, then each row group's columns: ranged GETs
             return _parquet().ParquetFile(io.BufferedReader(S3File(path), 1 << 20))
-        return _parquet().ParquetFile(path)
+        # Not pre-buffered: that keeps whole row groups' column chunks (40 MB more by
+        # 1,000,000 rows in benchmarks.memory); an object's ranges are, as GETs cost more.
+        return _parquet().ParquetFile(path, pre_buffer=False)
     except ConfigError:
         raise
     except Exception as exc:  # pyarrow's ArrowInvalid, OSError: its words say which
