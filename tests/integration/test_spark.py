@@ -83,6 +83,14 @@ def as_read(table: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...
     }
 
 
+def save(df: DataFrame, table: str, url: str, **options: str) -> None:
+    """`df.write.format("ddb-loader")` to `table` at `url`, with `options`, appending."""
+    writer = df.write.format("ddb-loader").option("table", table).option("endpointUrl", url)
+    for key, value in options.items():
+        writer = writer.option(key, value)
+    writer.mode("append").save()
+
+
 def test_the_helper_writes_every_row_exactly_and_merges_the_tasks_reports(
     spark: SparkSession, ddb_local: DynamoDBLocal, make_table: TableFactory
 ) -> None:
@@ -100,15 +108,7 @@ def test_the_data_source_is_found_by_name_and_writes_its_report(
 ) -> None:
     table = make_table()
     report = tmp_path / "report.json"
-    (
-        catalog(spark)
-        .write.format("ddb-loader")
-        .option("table", table)
-        .option("endpointUrl", ddb_local.url)
-        .option("report", str(report))
-        .mode("append")
-        .save()
-    )
+    save(catalog(spark), table, ddb_local.url, report=str(report))
     assert_table_equals(as_read(stored(ddb_local.url, table)), expected())
     written = json.loads(report.read_text())
     assert (written["records_read"], written["items_written"]) == (ROWS, ROWS)
@@ -118,9 +118,8 @@ def test_without_the_lease_service_the_data_source_refuses_max_wcu(
     spark: SparkSession, ddb_local: DynamoDBLocal, make_table: TableFactory
 ) -> None:
     table = make_table()
-    writer = catalog(spark, rows=10).write.format("ddb-loader").option("table", table)
     with pytest.raises(Exception, match="maxWcu bounds the whole fleet"):
-        writer.option("endpointUrl", ddb_local.url).option("maxWcu", "100").mode("append").save()
+        save(catalog(spark, rows=10), table, ddb_local.url, maxWcu="100")
     assert stored(ddb_local.url, table) == {}
 
 
@@ -132,15 +131,7 @@ def test_registered_the_fleet_shares_max_wcu_and_never_goes_over_it(
     table = make_table()
     rows, bound = 4000, 1000
     started = time.monotonic()
-    (
-        catalog(session, rows=rows, partitions=8)
-        .write.format("ddb-loader")
-        .option("table", table)
-        .option("endpointUrl", ddb_local.url)
-        .option("maxWcu", str(bound))
-        .mode("append")
-        .save()
-    )
+    save(catalog(session, rows=rows, partitions=8), table, ddb_local.url, maxWcu=str(bound))
     elapsed = time.monotonic() - started
     assert_table_equals(as_read(stored(ddb_local.url, table)), expected(rows))
     # Every task's bucket starts empty and the grants never add up to more than the
