@@ -30,6 +30,8 @@ from tests.ddb_local import free_port, terminate
 REPO = Path(__file__).resolve().parent.parent
 # BENCH_RESULTS moves the output (run_all --quick writes to the git-ignored results/tmp/).
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or REPO / "benchmarks" / "results").resolve()
+# Quick runs' results: tiny sizes, never to be mistaken for the real ones (git-ignored).
+QUICK_RESULTS = REPO / "benchmarks" / "results" / "tmp" / "quick"
 CACHE = REPO / ".cache" / "bench"
 PY = sys.executable
 

@@ -40,7 +40,7 @@ QUICK: dict[str, list[str]] = {
     "throttled": ["--seconds", "8"],
 }
 
-QUICK_RESULTS = common.REPO / "benchmarks" / "results" / "tmp" / "quick"
+QUICK_RESULTS = common.QUICK_RESULTS
 
 
 def run_script(name: str, args: list[str], timeout_s: float) -> tuple[int, float]:
