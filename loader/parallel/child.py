@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import pickle
 import random
 import signal
@@ -22,6 +23,7 @@ from loader.codec import KeySchema
 from loader.config import LoadConfig
 from loader.credentials import Resolved
 from loader.errors import ConfigError, LoaderError, Outcome, SourceError, first_of
+from loader.lease import LeasedPacer, leased
 from loader.metrics import Counters, Histogram, LoadReport, Subscriber
 from loader.model import Record, Reject
 from loader.parallel.routing import KeyPeek
@@ -69,6 +71,18 @@ class Share:
     table: str
     hash_name: str
     start: int  # records up to this one are done: before a resume, or by the first check
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lease:
+    """The main process's lease service, which shares --max-wcu among the writers
+    (`loader.lease`) by what each can use, not split evenly once at the start: keys are
+    spread over the writers by hash, and a writer left with few to write would leave the
+    rest of its share unused while the others wait for theirs."""
+
+    address: str
+    token: str
+    fixed: float  # --max-wcu, for all the writers together
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,13 +137,14 @@ def writer_process(
     outbox: Connection,
     start: Start | None = None,
     share: Share | None = None,
+    lease: Lease | None = None,
 ) -> None:
     """Entry point of a writer process (spawned): run one Job fed from `inbox`, or from
     its own share of the input files."""
     # Ctrl-C reaches the whole process group; only the main process decides to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        run(_Child(config, inbox, outbox, share).run(start))
+        run(_Child(config, inbox, outbox, share, lease).run(start))
     except LoaderError as exc:  # before its job started (a job's own errors: `_Child.run`)
         outbox.send_bytes(pickle.dumps(WriterReport(final=True, **_failure(exc))))
 
@@ -144,9 +159,15 @@ def _failure(exc: BaseException) -> dict[str, Any]:
 
 class _Child:
     def __init__(
-        self, config: LoadConfig, inbox: Connection, outbox: Connection, share: Share | None
+        self,
+        config: LoadConfig,
+        inbox: Connection,
+        outbox: Connection,
+        share: Share | None,
+        lease: Lease | None,
     ) -> None:
         self._config = config
+        self._lease = lease
         self._inbox = inbox
         self._outbox = outbox
         self._share = share
@@ -161,6 +182,8 @@ class _Child:
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         pool = ThreadPoolExecutor(1, thread_name_prefix="pipe")
+        clock, lease = SystemClock(), self._lease
+        pacer = None if lease is None else LeasedPacer(clock, adaptive=False)
         try:
             async with _connect(self._config, start) as (client, sources, schemas):
                 feed = self._piped(pool) if self._share is None else self._own(sources)
@@ -169,13 +192,25 @@ class _Child:
                     client,
                     schemas,
                     sources,
-                    SystemClock(),
+                    clock,
                     random.Random(),
                     None,
                     feed=feed,
                     watermark=self._watermark,
+                    pacer=pacer,
                 )
-                await self._run_job(stop)
+                if lease is None or pacer is None:
+                    await self._run_job(stop)
+                    return
+                async with leased(
+                    lease.address, lease.token, "load", str(os.getpid()), pacer, fixed=lease.fixed
+                ) as lost:
+                    # The main process out of reach that long is gone: stop as it would.
+                    watch = asyncio.create_task(_relay(lost, stop))
+                    try:
+                        await self._run_job(stop)
+                    finally:
+                        watch.cancel()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -272,6 +307,11 @@ class _Child:
                 self._progress.read = first + len(lines) - 1
                 if chunk:
                     yield chunk
+
+
+async def _relay(event: asyncio.Event, to: asyncio.Event) -> None:
+    await event.wait()
+    to.set()
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from loader.client import DynamoClient, WireClient, resolved_of
 from loader.codec import KeySchema
 from loader.config import LoadConfig
 from loader.errors import Aborted, ConfigError, Outcome, SourceError, first_of
+from loader.lease import LeaseService
 from loader.metrics import (
     Counters,
     Events,
@@ -28,7 +29,7 @@ from loader.metrics import (
     report_of,
 )
 from loader.model import Reject
-from loader.parallel.child import RawBlock, Share, Start
+from loader.parallel.child import Lease, RawBlock, Share, Start
 from loader.parallel.routing import KeyPeek, route
 from loader.parallel.writers import Writers
 from loader.pipeline import ProgressCallback
@@ -40,15 +41,17 @@ from loader.sources.jsonl import jsonl_record
 from loader.sources.s3 import is_s3, size_of
 
 
-def writer_config(config: LoadConfig) -> LoadConfig:
-    """What each writer process runs: one process's job, paced at its share of
-    --max-wcu (keys spread evenly over the writers by hash), with nothing of the
-    job as a whole (checkpoint, report, progress, --max-rejects, table creation)."""
+def writer_config(config: LoadConfig, *, leased: bool) -> LoadConfig:
+    """What each writer process runs: one process's job, with nothing of the job as a
+    whole (checkpoint, report, progress, --max-rejects, table creation). Leased, the
+    lease service keeps --max-wcu for all of them; else each paces at its share of it
+    (keys spread evenly over the writers by hash)."""
     n = config.processes
+    share = None if leased or config.max_wcu is None else config.max_wcu / n
     return dataclasses.replace(
         config,
         processes=1,
-        max_wcu=config.max_wcu / n if config.max_wcu is not None else None,
+        max_wcu=share,
         checkpoint=None,
         resume=False,
         report=None,
@@ -146,11 +149,23 @@ class Coordinator:
                 Share(i, self.n, self.config.table, hash_name, self.done_before)
                 for i in range(self.n)
             ]
-        self.writers.start(writer_config(self.config), start, shares)
+        # Bounded by --max-wcu, the writers share it through a lease service in this
+        # process: a writer with few keys to write leaves the rest of its share to the
+        # others. Adapting, each paces itself: leased, the fleet's ceiling (1.2x what it
+        # had accepted) grew from a start over the table's capacity far slower than the
+        # writers' own policies do (benchmarks.writers_shared).
+        service, lease = None, None
         try:
+            if self.config.max_wcu is not None:
+                service = LeaseService()
+                lease = Lease(service.start(), service.token, self.config.max_wcu)
+            config = writer_config(self.config, leased=lease is not None)
+            self.writers.start(config, start, shares, lease)
             source_error = await self._supervise()
         finally:
             self.writers.reap(self.config.stop_grace_s + 5)
+            if service is not None:
+                service.stop()
         source_error = self._take_failures() or source_error
         self.close()
         if source_error is not None:  # as in one process: the checkpoint saved, no report

@@ -16,7 +16,7 @@ from typing import Any
 
 from loader.config import LoadConfig
 from loader.errors import Aborted
-from loader.parallel.child import Share, Shipped, Start, WriterReport, writer_process
+from loader.parallel.child import Lease, Share, Shipped, Start, WriterReport, writer_process
 
 
 @dataclasses.dataclass(slots=True)
@@ -61,14 +61,22 @@ class Writers:
         self._n = n
         self._pool = ThreadPoolExecutor(2 * n, thread_name_prefix="pipe")
 
-    def start(self, config: LoadConfig, start: Start | None, shares: list[Share | None]) -> None:
+    def start(
+        self,
+        config: LoadConfig,
+        start: Start | None,
+        shares: list[Share | None],
+        lease: Lease | None,
+    ) -> None:
         """Start one writer process per share, each running `config`."""
         context = multiprocessing.get_context("spawn")
         for share in shares:
             to_child, from_main = context.Pipe(duplex=False)
             from_child, to_main = context.Pipe(duplex=False)
             process = context.Process(
-                target=writer_process, args=(config, to_child, to_main, start, share), daemon=True
+                target=writer_process,
+                args=(config, to_child, to_main, start, share, lease),
+                daemon=True,
             )
             process.start()
             to_child.close()

@@ -157,6 +157,41 @@ def test_max_wcu_is_the_whole_job_s_ceiling_however_many_processes(
     assert 270 <= mean <= 330, f"mean {mean:.0f} WCU/s over {seconds} (all: {per_second})"
 
 
+@pytest.mark.timeout(120)
+def test_a_writer_with_no_keys_to_write_leaves_its_share_of_max_wcu_to_the_other(
+    proxy: FaultProxy, make_table: TableFactory, tmp_path: Path
+) -> None:
+    # Split once at the start (max-wcu / processes), the writer with every key would
+    # send at 150 WCU/s while the other, done, held the rest; shared through the main
+    # process's lease service, the whole 300 is the busy writer's.
+    from loader.codec import KeySchema
+    from loader.parallel import route
+    from loader.sources import Record
+
+    table = make_table(gsi=False)
+    schemas = {table: KeySchema(table, "PK", "S")}
+    records = [{"PK": f"P#{i}", "SK": "S", "v": i} for i in range(4_000)]
+    first_writers = [r for r in records if route(Record("f", 1, r, b""), table, schemas, 2) == 0][
+        :2_100
+    ]  # ~7 s at 300 WCU/s
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in first_writers))
+    proxy.config = FaultConfig()
+    proxy.reset_stats()
+
+    load_into(table, proxy.url, str(source), "--processes", "2", "--max-wcu", "300")
+
+    assert {(item["PK"]["S"], int(item["v"]["N"])) for item in scan_table(proxy.url, table)} == {
+        (r["PK"], r["v"]) for r in first_writers
+    }
+    per_second = [wcu for _, wcu in proxy.stats().admitted_per_second]
+    first = next(i for i, wcu in enumerate(per_second) if wcu)
+    seconds = per_second[first + 2 : -1]
+    assert len(seconds) >= 3, per_second
+    assert sum(seconds) / len(seconds) >= 220, per_second
+    assert max(per_second) <= 330, per_second
+
+
 @pytest.mark.parametrize("how", ["jsonl file", "jsonl on stdin"])
 def test_the_first_record_that_parses_is_checked_before_any_write(
     ddb_local: DynamoDBLocal, make_table: TableFactory, tmp_path: Path, how: str, processes: int
