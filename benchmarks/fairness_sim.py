@@ -1,7 +1,7 @@
 """Three uncoordinated loaders on one table, in the pacing simulation's virtual time: how
 evenly do they split it, and does the split hold as they run on?
 
-    python -m benchmarks.fairness_sim [--seeds 20] [--seconds 160]
+    python -m benchmarks.fairness_sim [--seeds 20] [--seconds 160] [--stagger 0.5]
 
 Each trio is three `tests.pacing_sim.Loader`s (their own `Pacer`, nothing shared) on a
 `Table` of 1,500 WCU/s, run for `--seconds` of virtual time; trio n uses seeds 3n+1..3n+3
@@ -9,6 +9,8 @@ for its loaders and 3n+7 for the table, as `tests/test_pacing.py` does. For each
 each span (10-40 s, then 40-70, 70-100, ... to the end), the least-served loader's WCU/s
 ÷ a fair share (the span's total ÷ 3), and the total's share of the table. Virtual time:
 the numbers do not depend on the machine or its load, and a run takes about a minute.
+`--stagger S` starts the loaders S seconds apart, as processes started together are on a
+real machine (results as `fairness_sim_stagger`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ def spans(seconds: float) -> list[tuple[float, float]]:
     return out
 
 
-def trio(n: int, seconds: float) -> dict[str, Any]:
+def trio(n: int, seconds: float, stagger: float) -> dict[str, Any]:
     first = 3 * n + 1
-    loaders = [Loader(seed=first + k) for k in range(LOADERS)]
+    loaders = [Loader(seed=first + k, start_s=k * stagger) for k in range(LOADERS)]
     run(Table(capacity=lambda t: CAPACITY, seed=first + 6), loaders, seconds)
     rows = []
     for start, end in spans(seconds):
@@ -59,9 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="how many trios")
     parser.add_argument("--seconds", type=float, default=160.0, help="virtual seconds each")
+    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between starts")
     args = parser.parse_args(argv)
-    common.begin(NAME)
-    trios = [trio(n, args.seconds) for n in range(args.seeds)]
+    name = f"{NAME}_stagger" if args.stagger else NAME
+    common.begin(name)
+    trios = [trio(n, args.seconds, args.stagger) for n in range(args.seeds)]
     summary = []
     for k, (start, end) in enumerate(spans(args.seconds)):
         worst = [t["spans"][k]["worst_of_fair"] for t in trios]
@@ -84,10 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )  # fmt: skip
     common.save_json(
-        NAME,
+        name,
         {
             "capacity_wcu_per_s": CAPACITY,
             "loaders": LOADERS,
+            "stagger_s": args.stagger,
             "seconds": args.seconds,
             "summary": summary,
             "trios": trios,
@@ -102,10 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ax.set_xlabel("virtual seconds (middle of each span)")
     ax.set_ylabel("least-served loader / fair share")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{LOADERS} uncoordinated loaders, one {CAPACITY:,.0f} WCU/s table", fontsize=10)
+    started = f", started {args.stagger:g} s apart" if args.stagger else ""
+    ax.set_title(
+        f"{LOADERS} uncoordinated loaders, one {CAPACITY:,.0f} WCU/s table{started}", fontsize=10
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    common.save_figure(plt, fig, NAME)
+    common.save_figure(plt, fig, name)
     return 0
 
 

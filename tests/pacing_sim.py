@@ -103,6 +103,7 @@ class Loader:
     busy: Callable[[float], float] = lambda t: 1.0  # the share of that CPU left at time t
     fixed: float | None = None  # --max-wcu
     seed: int = 1
+    start_s: float = 0.0  # when it starts: processes started together are some ms apart
     hot_keys: bool = False  # every tenth item has the one hot key
     make_pacer: Callable[[SimClock], Pacer] | None = None  # another policy, for comparison
     pacer: Pacer = field(init=False)
@@ -156,6 +157,8 @@ class Loader:
 
     async def worker(self, table: Table, until: float) -> None:
         clock = self.clock
+        if self.start_s:
+            await clock.sleep(self.start_s)
         while clock.t < until and self.done_at is None:
             batch = self._take()
             if not batch:

@@ -260,6 +260,29 @@ def test_loaders_sharing_a_table_use_it_all_and_each_gets_a_fair_part(first: int
     assert max(loader.refused_share(10, 40) for loader in loaders) <= 0.2
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13, open: a loader that starts into a table the others keep full takes "
+    "their refusals for refusals at any rate, and sends past its share by that much",
+)
+def test_loaders_started_half_a_second_apart_each_still_get_a_fair_part() -> None:
+    # Processes started together are some tenths of a second apart (on the fault proxy,
+    # benchmarks.patterns' pattern 8). The last one's search sees the share refused hold
+    # as it sends less, because the others fill what it leaves; it learns a base share
+    # of 0.3-0.45, paces at 1/(1 - base) of its delivery, and the others, refused that
+    # much more, search down to the floor: 1,478 / 7 / 16 WCU/s in one proxy run.
+    # Twenty trios, as benchmarks.fairness_sim runs them: today the least-served of
+    # them gets 0.01 of a fair share, a tenth of them 0.44 or less.
+    worst = []
+    for first in range(1, 61, 3):
+        loaders = [Loader(seed=first + k, start_s=0.5 * k) for k in range(3)]
+        run(Table(capacity=lambda t: 1500.0, seed=first + 6), loaders, 40)
+        rates = [loader.rate(10, 40) for loader in loaders]
+        assert sum(rates) >= 0.9 * 1500
+        worst.append(min(rates) / (sum(rates) / 3))
+    assert min(worst) >= 0.5, sorted(worst)
+
+
 class LossBased(DeliveryRate):
     """What the policy replaced, in one rule: every window with refusals cuts the rate to
     70% of what was accepted; every window without grows it by a tenth."""
