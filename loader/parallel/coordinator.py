@@ -151,9 +151,9 @@ class Coordinator:
             ]
         # Bounded by --max-wcu, the writers share it through a lease service in this
         # process: a writer with few keys to write leaves the rest of its share to the
-        # others. Adapting, each paces itself: leased, the fleet's ceiling (1.2x what it
-        # had accepted) grew from a start over the table's capacity far slower than the
-        # writers' own policies do (benchmarks.writers_shared).
+        # others. Adapting, each paces itself: the lease's ceiling for an adaptive fleet
+        # (1.2x what it had accepted) held writers that started over the table's
+        # capacity to a third of it for tens of seconds.
         service, lease = None, None
         try:
             if self.config.max_wcu is not None:
